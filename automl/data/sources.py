@@ -1,0 +1,379 @@
+"""Data sources: `digits`, `.npz` files, image folders and the `keras.datasets` names.
+
+`load_dataset(spec)` turns any of them into a `Dataset`, making missing splits (stratified, with
+a seed) and checking everything before a trial starts: each problem is a `DataError` naming the
+path and the fix. No TensorFlow import happens here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.data.dataset import (
+    Dataset,
+    Split,
+    check_fraction,
+    content_hash,
+    stratified_split,
+    take,
+)
+from automl.data.images import read_image_folder
+from automl.errors import DataError, shown_path
+
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+NAMED_SOURCES = ("digits", *KERAS_DATASETS)
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How a source becomes a dataset.
+
+    Attributes:
+        val_split: fraction of the pool held out for validation when the source has no val
+            split. Defaults to `0.2`.
+        test_split: fraction held out for the final test when the source has no test split.
+            Defaults to `0.2`.
+        seed: seed of the stratified splits. Defaults to `0`.
+        skip_bad_images: skip corrupt, empty, non-image and oversized files (their count is
+            reported) instead of failing. Defaults to `False`.
+        max_pixels: images with more pixels are refused. Defaults to 4096 × 4096.
+        image_size: (height, width) images of a folder are resized to; `None` picks the most
+            common size, capped at 256 on the long side. Defaults to `None`.
+    """
+
+    val_split: float = 0.2
+    test_split: float = 0.2
+    seed: int = 0
+    skip_bad_images: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    image_size: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "val_split": self.val_split,
+            "test_split": self.test_split,
+            "seed": self.seed,
+            "skip_bad_images": self.skip_bad_images,
+            "max_pixels": self.max_pixels,
+            "image_size": list(self.image_size) if self.image_size else None,
+        }
+
+
+def load_dataset(spec: str, options: DataOptions | None = None) -> Dataset:
+    """Load and split a data source.
+
+    Args:
+        spec: `digits`, `mnist`, `fashion_mnist`, `cifar10`, `cifar100`, a `.npz` file, or an
+            image folder (one subfolder per class, optionally under `train/ val/ test/`).
+        options: split and image options. Defaults to `DataOptions()`.
+
+    Raises:
+        DataError: the source is missing, empty, or holds bad data.
+    """
+    options = options or DataOptions()
+    check_fraction(options.val_split, "--val-split")
+    check_fraction(options.test_split, "--test-split")
+    if options.val_split <= 0:
+        raise DataError("--val-split must be above 0: the search measures trials on it.")
+    if spec in NAMED_SOURCES:
+        pools = _load_named(spec)
+    else:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            pools = read_image_folder(path, options)
+        elif path.suffix.lower() == ".npz" and path.is_file():
+            pools = _load_npz(path)
+        elif path.exists():
+            raise DataError(
+                f"{shown_path(path)}: not a data source; give a folder of images, a .npz file, "
+                f"or one of {', '.join(NAMED_SOURCES)}."
+            )
+        else:
+            raise DataError(
+                f"{spec}: no such data source (not a file or folder, and not one of "
+                f"{', '.join(NAMED_SOURCES)}); check the path."
+            )
+    return _make_splits(spec, pools, options)
+
+
+@dataclass(frozen=True)
+class Pools:
+    """What a source gives before splitting: its own splits (train required) and class names."""
+
+    splits: Mapping[str, Split]
+    class_names: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _make_splits(spec: str, pools: Pools, options: DataOptions) -> Dataset:
+    where = spec
+    names = pools.class_names
+    if len(names) < 2:
+        raise DataError(
+            f"{where}: only one class ({', '.join(names) or 'none'}) found; classification "
+            "needs at least two classes."
+        )
+    train = pools.splits["train"]
+    splits: dict[str, Split] = dict(pools.splits)
+    missing = [name for name in ("val", "test") if name not in splits]
+    if missing:
+        fractions = tuple(
+            options.val_split if name == "val" else options.test_split for name in missing
+        )
+        pool_size = len(train)
+        # Fractions are of the whole pool; the remaining train part takes what is left.
+        parts = stratified_split(
+            train.y, fractions, seed=options.seed, class_names=names, where=where
+        )
+        splits["train"] = take(train.x, train.y, parts[0])
+        for name, index in zip(missing, parts[1:], strict=False):
+            splits[name] = take(train.x, train.y, index)
+        assert sum(len(splits[n]) for n in ("train", *missing)) == pool_size
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise DataError(f"{where}: the {name} split is empty; add images to it.")
+        labels = np.unique(split.y)
+        if labels.min() < 0 or labels.max() >= len(names):
+            raise DataError(f"{where}: {name} labels must lie in [0, {len(names) - 1}].")
+    counts = np.bincount(splits["train"].y, minlength=len(names))
+    if (counts == 0).any():
+        absent = [names[i] for i in np.flatnonzero(counts == 0)]
+        raise DataError(
+            f"{where}: class(es) {', '.join(absent)} have no training examples; add some."
+        )
+    shapes = {split.x.shape[1:] for split in splits.values()}
+    if len(shapes) > 1:
+        raise DataError(f"{where}: splits have different image shapes {sorted(shapes)}.")
+    ordered = {name: splits[name] for name in ("train", "val", "test")}
+    return Dataset(
+        source=spec,
+        train=ordered["train"],
+        val=ordered["val"],
+        test=ordered["test"],
+        class_names=names,
+        sha256=content_hash(ordered, names),
+        notes=pools.notes,
+    )
+
+
+def _load_named(name: str) -> Pools:
+    if name == "digits":
+        return _load_digits()
+    return _load_keras_dataset(name)
+
+
+def _load_digits() -> Pools:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # 8×8 images with values 0..16, scaled to the 0..255 range every source uses.
+    x = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., np.newaxis]
+    y = bunch.target.astype(np.int64)
+    return Pools({"train": Split(x, y)}, tuple(str(i) for i in range(10)))
+
+
+def _load_npz(path: Path) -> Pools:
+    shown = shown_path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise DataError(
+            f"{shown}: cannot read as .npz ({exc}); write it with numpy.savez."
+        ) from exc
+    with data:
+        keys = set(data.files)
+        if not {"x_train", "y_train"} <= keys:
+            raise DataError(
+                f"{shown}: a data .npz needs arrays x_train and y_train (optional x_val, y_val, "
+                f"x_test, y_test, class_names); it has {', '.join(sorted(keys)) or 'none'}."
+            )
+        raw = {}
+        for split in ("train", "val", "test"):
+            if f"x_{split}" in keys:
+                if f"y_{split}" not in keys:
+                    raise DataError(f"{shown}: x_{split} has no matching y_{split}.")
+                raw[split] = (data[f"x_{split}"], data[f"y_{split}"])
+        given_names = tuple(str(c) for c in data["class_names"]) if "class_names" in keys else ()
+    labels_all = np.concatenate([y.reshape(-1) for _, y in raw.values()])
+    classes = np.unique(labels_all)
+    if given_names:
+        class_names = given_names
+        if np.issubdtype(classes.dtype, np.integer) and (
+            classes.min() < 0 or classes.max() >= len(given_names)
+        ):
+            raise DataError(f"{shown}: labels exceed the {len(given_names)} class_names given.")
+        to_index = {c: int(c) for c in classes}
+    else:
+        class_names = tuple(str(c) for c in classes)
+        to_index = {c: i for i, c in enumerate(classes)}
+    splits = {}
+    for split, (x, y) in raw.items():
+        splits[split] = Split(
+            _as_images(x, f"{shown}: x_{split}"),
+            np.array([to_index[v] for v in y.reshape(-1)], dtype=np.int64),
+        )
+        if len(splits[split].x) != len(splits[split].y):
+            raise DataError(f"{shown}: x_{split} and y_{split} differ in length.")
+    return Pools(splits, class_names)
+
+
+def _as_images(x: np.ndarray, where: str) -> np.ndarray:
+    """(n, h, w) or (n, h, w, c) pixels in [0, 255]; floats in [0, 1] are scaled."""
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise DataError(
+            f"{where} has shape {x.shape}; expected (n, height, width) or (n, height, width, 1|3)."
+        )
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{where} has dtype {x.dtype}; expected numbers.")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError(f"{where} holds NaN or infinite values.")
+    if x.size and x.max() <= 1.0 and x.min() >= 0.0:
+        x = x * 255.0
+    return x
+
+
+def keras_cache_dir() -> Path:
+    """Where `keras.datasets` keeps downloads: `$KERAS_HOME/datasets` or `~/.keras/datasets`."""
+    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(base) / "datasets"
+
+
+_KERAS_FILES = {
+    "mnist": ("mnist.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"),
+    "fashion_mnist": (
+        "fashion-mnist/",
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/ (4 .gz files)",
+    ),
+    "cifar10": ("cifar-10-batches-py/", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
+    "cifar100": ("cifar-100-python/", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"),
+}
+
+_CLASS_NAMES = {
+    "mnist": tuple(str(i) for i in range(10)),
+    "fashion_mnist": (
+        "t-shirt",
+        "trouser",
+        "pullover",
+        "dress",
+        "coat",
+        "sandal",
+        "shirt",
+        "sneaker",
+        "bag",
+        "ankle-boot",
+    ),
+    "cifar10": (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
+}
+
+
+def _load_keras_dataset(name: str) -> Pools:
+    """Read a `keras.datasets` download from the Keras cache; download it first if absent."""
+    cache = keras_cache_dir()
+    entry, origin = _KERAS_FILES[name]
+    if not (cache / entry).exists():
+        _download_with_keras(name, cache / entry, origin)
+    try:
+        (x_train, y_train), (x_test, y_test), class_names = _read_keras_cache(name, cache)
+    except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise DataError(
+            f"{cache / entry}: the cached {name} files are unreadable ({exc}); delete them so "
+            "they download again, or place the original files there."
+        ) from exc
+    return Pools(
+        {
+            "train": Split(_as_images(x_train, name), y_train.reshape(-1).astype(np.int64)),
+            "test": Split(_as_images(x_test, name), y_test.reshape(-1).astype(np.int64)),
+        },
+        class_names,
+    )
+
+
+def _download_with_keras(name: str, target: Path, origin: str) -> None:
+    import keras
+
+    loader = getattr(keras.datasets, name)
+    try:
+        loader.load_data()
+    except Exception as exc:
+        raise DataError(
+            f"{name}: not in the Keras cache and the download failed "
+            f"({type(exc).__name__}); with no network, place {origin} at {target} "
+            "(cifar archives unpacked there)."
+        ) from exc
+
+
+def _read_keras_cache(
+    name: str, cache: Path
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[str, ...]]:
+    if name == "mnist":
+        with np.load(cache / "mnist.npz", allow_pickle=False) as f:
+            return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"]), _CLASS_NAMES[name]
+    if name == "fashion_mnist":
+        folder = cache / "fashion-mnist"
+
+        def read(stem: str, offset: int) -> np.ndarray:
+            with gzip.open(folder / f"{stem}.gz", "rb") as handle:
+                return np.frombuffer(handle.read(), np.uint8, offset=offset)
+
+        x_train = read("train-images-idx3-ubyte", 16).reshape(-1, 28, 28)
+        x_test = read("t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28)
+        y_train = read("train-labels-idx1-ubyte", 8)
+        y_test = read("t10k-labels-idx1-ubyte", 8)
+        return (x_train, y_train), (x_test, y_test), _CLASS_NAMES[name]
+    if name == "cifar10":
+        folder = cache / "cifar-10-batches-py"
+        batches = [_unpickle(folder / f"data_batch_{i}") for i in range(1, 6)]
+        x_train = np.concatenate([b[b"data"] for b in batches])
+        y_train = np.concatenate([np.array(b[b"labels"]) for b in batches])
+        test = _unpickle(folder / "test_batch")
+        return (
+            (_chw_to_hwc(x_train), y_train),
+            (_chw_to_hwc(test[b"data"]), np.array(test[b"labels"])),
+            _CLASS_NAMES[name],
+        )
+    folder = cache / "cifar-100-python"
+    train, test = _unpickle(folder / "train"), _unpickle(folder / "test")
+    meta = _unpickle(folder / "meta")
+    names = tuple(n.decode() for n in meta[b"fine_label_names"])
+    return (
+        (_chw_to_hwc(train[b"data"]), np.array(train[b"fine_labels"])),
+        (_chw_to_hwc(test[b"data"]), np.array(test[b"fine_labels"])),
+        names,
+    )
+
+
+def _unpickle(path: Path) -> dict[bytes, Any]:
+    # The CIFAR archives are pickles by design; only files the user placed in the Keras cache
+    # (or Keras downloaded from the official origin) are read, never anything from the store.
+    with open(path, "rb") as handle:
+        return pickle.load(handle, encoding="bytes")
+
+
+def _chw_to_hwc(data: object) -> np.ndarray:
+    array = np.asarray(data, dtype=np.uint8)
+    return array.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)

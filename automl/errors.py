@@ -1,0 +1,68 @@
+"""The one exception tree of the project.
+
+Two kinds of failure matter (as in Keras Tuner): a mistake the user must fix before any work is
+done (exit code 2, one line naming the file or value and the fix) and a failure that costs one
+trial only (`TrialError`). Everything else is a runtime error (exit code 1).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class AutoMLError(Exception):
+    """Base of every error the program raises on purpose.
+
+    Attributes:
+        exit_code: the process exit code the command line uses for this error.
+    """
+
+    exit_code = 1
+
+
+class UsageError(AutoMLError):
+    """A command-line value is malformed or out of range."""
+
+    exit_code = 2
+
+
+class SpaceError(AutoMLError):
+    """The search-space file is wrong; fatal, raised before any trial runs."""
+
+    exit_code = 2
+
+
+class DataError(AutoMLError):
+    """The data source is missing, empty or holds bad files; fatal, before any trial runs."""
+
+    exit_code = 2
+
+
+class StoreError(AutoMLError):
+    """The storage URL, study name or study state does not allow the requested operation."""
+
+    exit_code = 2
+
+
+class TrialError(AutoMLError):
+    """A failure that ends one trial only (NaN loss, out of memory, an exception in `build`)."""
+
+    exit_code = 1
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as messages show it: relative to the working folder when inside it."""
+    text = os.fspath(path)
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if relative.startswith("..") else relative
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message squeezed onto one line of at most `limit` characters."""
+    text = " ".join(str(exc).split())
+    if not text:
+        return type(exc).__name__
+    return text[:limit] + ("…" if len(text) > limit else "")

@@ -1,0 +1,35 @@
+"""Shared fixtures: small space files written on the fly, and a quiet TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO = Path(__file__).resolve().parent.parent
+SPACES = REPO / "spaces"
+
+
+@pytest.fixture
+def write_space(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a space file from dedented text; returns its path."""
+
+    def write(text: str, name: str = "space.py") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tf() -> object:
+    from automl.tfruntime import import_tensorflow
+
+    return import_tensorflow()

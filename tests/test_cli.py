@@ -1,0 +1,141 @@
+"""The command line skeleton: help, version, env, exit codes, and `automl check` end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from automl import __version__, cli
+from automl.cli import main
+
+from .conftest import REPO, SPACES
+
+
+def _run(*args: str, cwd: Path = REPO, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "automl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "from automl.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "for command in ('check', 'env'):\n"
+        "    try:\n        main([command, '--help'])\n    except SystemExit:\n        pass\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'optuna', 'rich', 'sklearn', 'numpy')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert "HEAVY []" in result.stdout
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "check" in out and "env" in out and "--debug" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"automl {__version__}"
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    assert main(["check", "spaces/cnn.py", "--samples", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "--samples needs a whole number, got 'abc'" in err
+    assert main([]) == 2
+
+
+def test_env_prints_what_a_bug_report_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    for label in (
+        "Python",
+        "TensorFlow",
+        "Keras",
+        "Optuna",
+        "Keras Tuner",
+        "GPUs",
+        "CPUs",
+        "Default storage",
+        "sqlite:///",
+    ):
+        assert label in out
+
+
+def test_env_hides_storage_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOML_STORAGE", "postgresql://me:s3cret@db.example/automl")
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "postgresql://me:***@db.example/automl" in out
+
+
+def test_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_env", interrupted)
+    assert main(["env"]) == 130
+
+
+def test_unexpected_error_exits_1_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: object) -> int:
+        raise RuntimeError("disk\nfull")
+
+    monkeypatch.setattr(cli, "_run_env", broken)
+    assert main(["env"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "error: unexpected RuntimeError: disk full (run with --debug for the traceback)"
+    )
+    with pytest.raises(RuntimeError):
+        main(["--debug", "env"])
+
+
+def test_check_lists_parameters_and_builds_the_default_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", str(SPACES / "cnn.py"), "--samples", "4"]) == 0
+    out = capsys.readouterr().out
+    for name in ("backbone", "depth", "filters", "dropout", "l2", "learning_rate", "batch_size"):
+        assert name in out
+    assert "{conv, resnet" in out
+    assert "[1e-06, 0.01]" in out and "log" in out
+    assert "backbone in [conv]" in out and "backbone in [resnet]" in out
+    assert "Default model" in out and "parameters" in out
+    assert "4 random configurations" in out and "Parameter counts: min" in out
+
+
+def test_check_end_to_end_in_a_subprocess() -> None:
+    result = _run("check", "spaces/cnn.py")
+    assert result.returncode == 0, result.stderr
+    assert "learning_rate" in result.stdout
+    assert result.stderr == ""  # TensorFlow's start-up noise is kept out
+
+
+def test_check_bad_data_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(SPACES / "cnn.py"), "--data", "no/such/folder"]) == 2
+    assert "no/such/folder: no such data source" in capsys.readouterr().err
