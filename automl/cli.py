@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show tracebacks and debug logs on errors"
     )
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    for add in (_add_check, _add_env):
+    for add in (_add_check, _add_trial, _add_env):
         add(commands)
     return parser
 
@@ -130,12 +130,13 @@ def _add_check(commands: Any) -> None:
 
 
 def _run_check(args: argparse.Namespace, console: Console) -> int:
-    from automl.data import load_dataset
     from automl.spaces import SpaceInfo, read_space_settings
 
     settings = read_space_settings(args.space)
-    data = load_dataset(args.data or settings.data or "digits")
-    info = SpaceInfo(data.input_shape, data.num_classes, data.class_names)
+    data = _load_data(args, settings, console)
+    info = SpaceInfo(
+        data.input_shape, data.num_classes, data.class_names, len(data.train), settings.epochs or 1
+    )
     with console.status("Importing TensorFlow and building models…"):
         from automl.tfruntime import import_tensorflow
 
@@ -222,11 +223,123 @@ def _render_samples(console: Console, samples: Any) -> None:
         console.print("[red]failed:[/]", _cells(failure)[0])
 
 
+# -- trial ----------------------------------------------------------------------------------------
+
+
+def _add_trial(commands: Any) -> None:
+    command = commands.add_parser(
+        "trial",
+        help="train one configuration and print every epoch (debug a space)",
+        description=(
+            "Train one configuration of a space: the parameters given with --params, defaults "
+            "for the rest. Prints one line per epoch and the result."
+        ),
+    )
+    command.add_argument("space", metavar="SPACE", help="the space file, e.g. spaces/cnn.py")
+    command.add_argument(
+        "--params",
+        metavar="JSON",
+        help="parameter values as JSON ('{\"depth\": 3}') or a .json file; defaults for the rest",
+    )
+    command.add_argument(
+        "--epochs",
+        type=_count_arg("--epochs"),
+        metavar="E",
+        help="epoch budget (default: the space's EPOCHS, else 10)",
+    )
+    command.add_argument("--seed", type=int, default=0, help="seed of the trial (default 0)")
+    command.add_argument(
+        "--objective", metavar="METRIC[:DIR]", help="override the space's OBJECTIVE"
+    )
+    _add_data_argument(command)
+    command.set_defaults(run=_run_trial)
+
+
+def _run_trial(args: argparse.Namespace, console: Console) -> int:
+    import time
+
+    from rich.table import Table
+
+    from automl.spaces import FixedAnswers, Objective, read_space_settings
+
+    settings = read_space_settings(args.space)
+    values = _parse_params(args.params)
+    objective = Objective.parse(args.objective) if args.objective else settings.objective
+    epochs = args.epochs or settings.epochs or 10
+    data = _load_data(args, settings, console)
+    with console.status("Importing TensorFlow…"):
+        from automl.tfruntime import import_tensorflow
+
+        import_tensorflow()
+        from automl.search.runner import Outcome, run_trial
+        from automl.spaces import load_space
+
+        space = load_space(args.space)
+    answers = FixedAnswers(values, missing="default", source="--params")
+    console.print(
+        f"Training {settings.path.name} on {data.source} for up to {epochs} epochs "
+        f"(objective {objective})"
+    )
+    started = time.perf_counter()
+    last = [started]
+
+    def on_epoch(epoch: int, metrics: Any) -> bool:
+        now = time.perf_counter()
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        console.print(f"epoch {epoch:>3}  {now - last[0]:6.2f} s  {shown}", markup=False)
+        last[0] = now
+        return True
+
+    result = run_trial(
+        space, data, answers, epochs=epochs, seed=args.seed, objective=objective, on_epoch=on_epoch
+    )
+    for name in answers.unused():
+        console.print(
+            f"note: --params {name!r} was not used (unknown name or inactive branch)", markup=False
+        )
+    table = Table(title="Parameters", title_justify="left", show_header=False)
+    for name, value in result.params.items():
+        table.add_row(*_cells(name, _fmt(value)))
+    console.print(table)
+    if result.outcome is Outcome.FAILED:
+        console.print(f"Trial failed: {result.failure}", markup=False)
+        return EXIT_ERROR
+    console.print(
+        f"Best {objective.metric} {result.best_value:.4f} at epoch {result.best_epoch} of "
+        f"{result.epochs_run}; {result.params_count:,} parameters; "
+        f"{time.perf_counter() - started:.1f} s "
+        f"(median epoch {result.timings.get('epoch_median', 0.0):.2f} s)"
+    )
+    return EXIT_OK
+
+
+def _parse_params(text: str | None) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    if not text:
+        return {}
+    source = "--params"
+    if not text.lstrip().startswith("{") and Path(text).is_file():
+        source, text = text, Path(text).read_text(encoding="utf-8")
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{source}: not valid JSON ({exc.msg} at character {exc.pos}); write e.g. "
+            '\'{"depth": 3, "optimizer": "sgd"}\'.'
+        ) from exc
+    if not isinstance(values, dict):
+        raise UsageError(f"{source}: must be a JSON object of parameter names to values.")
+    return values
+
+
 # -- shared arguments and helpers -----------------------------------------------------------------
 
 
 def _add_data_argument(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
+    group = command.add_argument_group("data")
+    group.add_argument(
         "--data",
         metavar="SRC",
         help=(
@@ -234,6 +347,52 @@ def _add_data_argument(command: argparse.ArgumentParser) -> None:
             "image folder (default: the space's DATA, else digits)"
         ),
     )
+    group.add_argument(
+        "--val-split",
+        type=_fraction_arg("--val-split"),
+        default=0.2,
+        metavar="F",
+        help="validation fraction when the data has no val split (default 0.2)",
+    )
+    group.add_argument(
+        "--test-split",
+        type=_fraction_arg("--test-split"),
+        default=0.2,
+        metavar="F",
+        help="test fraction when the data has no test split (default 0.2)",
+    )
+    group.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip corrupt, empty, non-image and oversized files instead of stopping",
+    )
+
+
+def _load_data(args: argparse.Namespace, settings: Any, console: Console) -> Any:
+    from automl.data import DataOptions, load_dataset
+
+    options = DataOptions(
+        val_split=args.val_split,
+        test_split=args.test_split,
+        skip_bad_images=args.skip_bad_images,
+    )
+    dataset = load_dataset(args.data or settings.data or "digits", options)
+    for note in dataset.notes:
+        console.print(f"data: {note}", markup=False)
+    return dataset
+
+
+def _fraction_arg(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} needs a number, got {text!r}") from None
+        if not 0.0 < value < 0.9:
+            raise argparse.ArgumentTypeError(f"{flag} must be between 0 and 0.9, got {value}")
+        return value
+
+    return parse
 
 
 def _count_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:

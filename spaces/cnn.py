@@ -1,8 +1,14 @@
-"""The flagship search space: a small image classifier for any `automl` data source.
+"""The flagship search space: an image classifier for any `automl` data source.
 
 `build(hp, info)` is ordinary Keras code; every `hp.*` call is a choice the search makes.
 Parameters that only matter for one backbone sit under `hp.conditional_scope`, so the search
 (and `automl check`) knows when they apply.
+
+Backbones: a plain conv stack and a small ResNet always; the `keras.applications` backbones
+(MobileNetV2, EfficientNetB0, ResNet50, VGG16) for images of at least 32 px — their minimum;
+on smaller images such as the 8×8 `digits` they would only see upsampled blur. Set PRETRAINED
+to "imagenet" (or a weights file) to start them from pretrained weights and search how many top
+layers to fine-tune.
 
 Try it:  automl check spaces/cnn.py   then   automl search spaces/cnn.py --trials 30
 """
@@ -15,18 +21,35 @@ OBJECTIVE = ("val_accuracy", "maximize")
 DATA = "digits"
 EPOCHS = 9
 
+PRETRAINED = None  # None, "imagenet" or a path to a no-top weights file
+APPLICATIONS = ["mobilenetv2", "efficientnetb0", "resnet50", "vgg16"]
+
 
 def build(hp, info):
-    backbone = hp.Choice("backbone", ["conv", "resnet"], default="conv")
+    backbones = ["conv", "resnet"]
+    if min(info.input_shape[:2]) >= 32:
+        backbones += APPLICATIONS
+    backbone = hp.Choice("backbone", backbones, default="conv")
     l2 = hp.Float("l2", 1e-6, 1e-2, sampling="log", default=1e-4)
 
     inputs = keras.Input(shape=info.input_shape)
-    x = zoo.rescale(inputs)
+    x = inputs
+    augment = hp.Boolean("augment", default=False)
+    with hp.conditional_scope("augment", [True]):
+        if augment:
+            x = zoo.augmentation(
+                x,
+                flip=hp.Choice("flip", ["none", "horizontal"], default="none"),
+                rotation=hp.Float("rotation", 0.0, 0.15, step=0.05, default=0.05),
+                translation=hp.Float("translation", 0.0, 0.15, step=0.05, default=0.05),
+                zoom=hp.Float("zoom", 0.0, 0.2, step=0.1, default=0.1),
+                contrast=hp.Float("contrast", 0.0, 0.3, step=0.1, default=0.0),
+            )
 
     with hp.conditional_scope("backbone", ["conv"]):
         if backbone == "conv":
             x = zoo.conv_stack(
-                x,
+                zoo.rescale(x),
                 depth=hp.Int("depth", 1, 4, default=2),
                 filters=hp.Choice("filters", [16, 32, 64], default=32),
                 kernel_size=hp.Choice("kernel_size", [3, 5], default=3),
@@ -37,11 +60,24 @@ def build(hp, info):
     with hp.conditional_scope("backbone", ["resnet"]):
         if backbone == "resnet":
             x = zoo.small_resnet(
-                x,
+                zoo.rescale(x),
                 stages=hp.Int("stages", 1, 3, default=2),
                 blocks_per_stage=hp.Int("blocks_per_stage", 1, 2, default=1),
                 filters=hp.Choice("resnet_filters", [16, 32], default=16),
                 l2=l2,
+            )
+
+    base = None
+    with hp.conditional_scope("backbone", APPLICATIONS):
+        if backbone in APPLICATIONS:
+            with hp.conditional_scope("backbone", ["mobilenetv2"]):
+                alpha = hp.Choice("mobilenet_alpha", [0.35, 0.5, 1.0], default=0.35)
+            x, base = zoo.application_backbone(
+                x,
+                backbone,
+                weights=PRETRAINED,
+                trainable=PRETRAINED is None,
+                alpha=alpha or 1.0,
             )
 
     outputs = zoo.classifier_head(
@@ -53,10 +89,22 @@ def build(hp, info):
     )
     model = keras.Model(inputs, outputs, name=f"cnn_{backbone}")
 
+    batch_size = hp.Choice("batch_size", [16, 32, 64], default=32)  # sets the pipeline's batch
+    schedule = hp.Choice("schedule", ["constant", "cosine", "plateau"], default="constant")
+    learning_rate = zoo.learning_rate_schedule(
+        schedule,
+        hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=3e-3),
+        epochs=info.epochs,
+        steps_per_epoch=info.steps_per_epoch(batch_size),
+    )
     optimizer = zoo.make_optimizer(
         hp.Choice("optimizer", ["adam", "adamw", "sgd", "rmsprop"], default="adam"),
-        hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=3e-3),
+        learning_rate,
     )
-    # A parameter named batch_size sets the batch size of the input pipeline.
-    hp.Choice("batch_size", [16, 32, 64], default=32)
-    return zoo.compile_classifier(model, optimizer, num_classes=info.num_classes)
+    zoo.compile_classifier(model, optimizer, num_classes=info.num_classes)
+    if schedule == "plateau":
+        zoo.reduce_on_plateau(model)
+    if base is not None and PRETRAINED is not None:
+        with hp.conditional_scope("backbone", APPLICATIONS):
+            zoo.fine_tune(model, base, layers=hp.Int("fine_tune_layers", 0, 60, step=20))
+    return model

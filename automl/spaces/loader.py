@@ -80,11 +80,25 @@ class Objective:
 
 @dataclass(frozen=True)
 class SpaceInfo:
-    """What `build(hp, info)` learns about the data."""
+    """What `build(hp, info)` learns about the data and the trial.
+
+    Attributes:
+        input_shape: (height, width, channels) of the images.
+        num_classes: number of classes.
+        class_names: class names, index = label.
+        train_size: number of training examples. Defaults to `0` (unknown).
+        epochs: the trial's epoch budget, for learning-rate schedules. Defaults to `1`.
+    """
 
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...]
+    train_size: int = 0
+    epochs: int = 1
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Batches per epoch at `batch_size` (at least 1)."""
+        return max(1, -(-self.train_size // max(1, batch_size)))
 
 
 @dataclass(frozen=True)
@@ -214,7 +228,7 @@ class Space:
         except Exception as exc:
             line = _raising_line(exc, self.path) or self._build_line
             raise SpaceError(
-                f"{self._where(line)}: build() raised {type(exc).__name__}: {one_line(exc)}"
+                f"{self._where(line)}: build() raised {type(exc).__name__}: {one_line(exc, 600)}"
             ) from exc
         self._check_model(model)
         if not model.built:

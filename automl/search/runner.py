@@ -1,0 +1,397 @@
+"""Running one trial: build the model for given parameter answers, train it, report each epoch.
+
+The runner seeds Python, NumPy and TensorFlow from the trial's seed, trains with early stopping
+and NaN termination, calls a per-epoch hook (the scheduler's pruning decision comes back through
+it), keeps a best-epoch checkpoint (the full model with its optimizer state, written atomically),
+runs a fine-tuning phase when the model asks for one, and always clears the Keras session.
+It never raises for a failed trial: the failure is in the result, with its reason.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from automl.data.dataset import Dataset
+from automl.errors import SpaceError, one_line
+from automl.spaces.hyperparameters import Answers, HyperParameters, Value
+from automl.spaces.loader import Objective, Space, SpaceInfo
+
+log = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, Mapping[str, float]], bool]
+"""Called after each epoch with (1-based epoch, metrics); returns False to stop (prune)."""
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_PATIENCE = 5
+
+
+class Outcome(str, Enum):
+    """How a trial ended."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+class FailureKind(str, Enum):
+    """Why a trial failed: the scheduler replaces a worker after OOM, stops after FATAL."""
+
+    BUILD = "build"
+    NAN = "nan"
+    OOM = "oom"
+    ERROR = "error"
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial produced.
+
+    Attributes:
+        outcome: complete, pruned or failed.
+        params: the values of the active parameters.
+        history: one dict of metrics per epoch run.
+        best_epoch: 1-based epoch with the best objective value, or None.
+        best_value: that value, or None.
+        params_count: the model's parameter count (0 if it was never built).
+        timings: seconds spent building, training and in total, and per epoch.
+        failure: the reason, for a failed trial.
+        failure_kind: the class of failure, for a failed trial.
+        checkpoint: the best-epoch checkpoint written, if any.
+    """
+
+    outcome: Outcome
+    params: dict[str, Value]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    params_count: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    failure: str | None = None
+    failure_kind: FailureKind | None = None
+    checkpoint: Path | None = None
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+def run_trial(
+    space: Space,
+    dataset: Dataset,
+    answers: Answers,
+    *,
+    epochs: int,
+    seed: int = 0,
+    objective: Objective | None = None,
+    on_epoch: EpochHook | None = None,
+    checkpoint: Path | None = None,
+    patience: int | None = DEFAULT_PATIENCE,
+    verbose: int = 0,
+) -> TrialResult:
+    """Build and train one configuration.
+
+    Args:
+        space: the loaded space file.
+        dataset: the prepared data (trained on `train`, measured on `val`).
+        answers: where parameter values come from (a fixed replay, an Optuna trial, …).
+        epochs: the epoch budget (maximum resource).
+        seed: seeds Python, NumPy and TensorFlow. Defaults to `0`.
+        objective: the metric to optimise. Defaults to the space's objective.
+        on_epoch: per-epoch hook; returning False stops the trial as pruned.
+        checkpoint: where to keep the best-epoch model (`.keras`); None for none.
+        patience: epochs without improvement before early stopping; None for none.
+            Defaults to `5`.
+        verbose: Keras `fit` verbosity. Defaults to `0`.
+    """
+    from automl.tfruntime import import_tensorflow
+
+    tf = import_tensorflow()
+    import keras
+
+    objective = objective or space.objective
+    started = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    hp = HyperParameters(answers)
+    info = SpaceInfo(
+        dataset.input_shape,
+        dataset.num_classes,
+        dataset.class_names,
+        train_size=len(dataset.train),
+        epochs=epochs,
+    )
+    tracker = _Tracker(objective, on_epoch, checkpoint)
+    model = None
+    try:
+        try:
+            model = space.build(hp, info)
+        except SpaceError as exc:
+            return _failed(hp, FailureKind.BUILD, str(exc), started, exc)
+        tracker.params_count = int(model.count_params())
+        build_seconds = time.perf_counter() - started
+        batch_size = _batch_size(hp)
+        from automl.data.pipeline import make_pipeline
+
+        target = tuple(model.input_shape[1:]) if model.inputs else None
+        train = make_pipeline(
+            dataset.train, batch_size=batch_size, training=True, seed=seed, target_shape=target
+        )
+        val = make_pipeline(
+            dataset.val, batch_size=max(batch_size, 256), training=False, target_shape=target
+        )
+        _fit(space, hp, model, train, val, epochs, tracker, patience, verbose)
+    except tf.errors.ResourceExhaustedError as exc:
+        return _failed(
+            hp, FailureKind.OOM, f"out of memory: {one_line(exc, 200)}", started, exc, tracker
+        )
+    except _FatalObjective as exc:
+        return _failed(hp, FailureKind.FATAL, str(exc), started, exc, tracker)
+    except MemoryError as exc:
+        return _failed(hp, FailureKind.OOM, "host out of memory", started, exc, tracker)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {one_line(exc, 300)}"
+        return _failed(hp, FailureKind.ERROR, reason, started, exc, tracker)
+    finally:
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+    total = time.perf_counter() - started
+    timings = {
+        "build": build_seconds,
+        "train": total - build_seconds,
+        "total": total,
+        **tracker.epoch_timings(),
+    }
+    if tracker.nan_epoch is not None:
+        return TrialResult(
+            Outcome.FAILED,
+            hp.values,
+            tracker.history,
+            tracker.best_epoch,
+            tracker.best_value,
+            tracker.params_count,
+            timings,
+            failure=f"loss became NaN at epoch {tracker.nan_epoch}",
+            failure_kind=FailureKind.NAN,
+            checkpoint=tracker.written,
+        )
+    outcome = Outcome.PRUNED if tracker.pruned else Outcome.COMPLETE
+    return TrialResult(
+        outcome,
+        hp.values,
+        tracker.history,
+        tracker.best_epoch,
+        tracker.best_value,
+        tracker.params_count,
+        timings,
+        checkpoint=tracker.written,
+    )
+
+
+class _FatalObjective(Exception):
+    """The objective metric is not reported: every trial would fail the same way."""
+
+
+def _fit(
+    space: Space,
+    hp: HyperParameters,
+    model: Any,
+    train: Any,
+    val: Any,
+    epochs: int,
+    tracker: _Tracker,
+    patience: int | None,
+    verbose: int,
+) -> None:
+    import keras
+
+    from automl.spaces.zoo import training_plan
+
+    plan = training_plan(model)
+    callbacks: list[Any] = [tracker.callback(), keras.callbacks.TerminateOnNaN(), *plan.callbacks]
+    if patience:
+        callbacks.append(tracker.early_stopping(patience))
+    phases = [(0, epochs)]
+    if plan.fine_tune is not None and epochs >= 2:
+        switch = plan.fine_tune.switch_epoch(epochs)
+        phases = [(0, switch), (switch, epochs)]
+    for index, (first, last) in enumerate(phases):
+        if index == 1:
+            assert plan.fine_tune is not None
+            if tracker.stopped:
+                break
+            _start_fine_tuning(model, plan.fine_tune)
+        kwargs = {
+            "validation_data": val,
+            "epochs": last,
+            "initial_epoch": first,
+            "callbacks": callbacks,
+            "verbose": verbose,
+            "shuffle": False,
+        }
+        if space.fit_fn is not None:
+            space.fit_fn(hp, model, train, **kwargs)
+        else:
+            model.fit(train, **kwargs)
+
+
+def _start_fine_tuning(model: Any, fine_tune: Any) -> None:
+    optimizer = model.optimizer
+    rate = optimizer.learning_rate
+    current = float(rate.numpy() if hasattr(rate, "numpy") else rate)
+    unfrozen = fine_tune.unfreeze()
+    config = optimizer.get_config()
+    config["learning_rate"] = current * fine_tune.learning_rate_factor
+    new_optimizer = type(optimizer).from_config(config)
+    model.compile(
+        optimizer=new_optimizer,
+        loss=model.loss,
+        metrics=_compiled_metrics(model),
+    )
+    log.debug("fine-tuning %d layers at learning rate %g", unfrozen, config["learning_rate"])
+
+
+def _compiled_metrics(model: Any) -> list[Any]:
+    config = getattr(model, "_compile_config", None)
+    metrics = config.config.get("metrics") if config is not None else None
+    return list(metrics) if metrics else ["accuracy"]
+
+
+def _batch_size(hp: HyperParameters) -> int:
+    value = hp.values.get("batch_size")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_BATCH_SIZE
+
+
+class _Tracker:
+    """Per-epoch bookkeeping shared by the callbacks of one trial."""
+
+    def __init__(self, objective: Objective, hook: EpochHook | None, checkpoint: Path | None):
+        self.objective = objective
+        self.hook = hook
+        self.checkpoint = checkpoint
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
+        self.best_value: float | None = None
+        self.pruned = False
+        self.stopped = False
+        self.nan_epoch: int | None = None
+        self.params_count = 0
+        self.written: Path | None = None
+        self._epoch_started = 0.0
+        self._epoch_seconds: list[float] = []
+
+    def epoch_timings(self) -> dict[str, float]:
+        if not self._epoch_seconds:
+            return {}
+        return {
+            "first_epoch": self._epoch_seconds[0],
+            "epoch_median": sorted(self._epoch_seconds)[len(self._epoch_seconds) // 2],
+        }
+
+    def callback(self) -> Any:
+        import keras
+
+        tracker = self
+
+        class _Report(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                tracker._epoch_started = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                tracker.end_epoch(self.model, epoch + 1, dict(logs or {}))
+
+        return _Report()
+
+    def early_stopping(self, patience: int) -> Any:
+        import keras
+
+        tracker = self
+
+        class _EarlyStop(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                if tracker.best_epoch is not None and epoch + 1 - tracker.best_epoch >= patience:
+                    tracker.stopped = True
+                    self.model.stop_training = True
+
+        return _EarlyStop()
+
+    def end_epoch(self, model: Any, epoch: int, logs: dict[str, Any]) -> None:
+        self._epoch_seconds.append(time.perf_counter() - self._epoch_started)
+        metrics = {k: float(v) for k, v in logs.items() if _is_number(v)}
+        metrics.pop("learning_rate", None)
+        self.history.append(metrics)
+        metric = self.objective.metric
+        if metric not in metrics:
+            raise _FatalObjective(
+                f"the objective '{metric}' is not among the metrics Keras reports "
+                f"({', '.join(sorted(metrics)) or 'none'}); add it to compile(metrics=...) or "
+                "set OBJECTIVE (or --objective) to one of them."
+            )
+        value = metrics[metric]
+        loss = metrics.get("loss", 0.0)
+        if not math.isfinite(loss) or not math.isfinite(value):
+            self.nan_epoch = epoch
+            model.stop_training = True
+            self.stopped = True
+            return
+        if self.best_value is None or self.objective.better(value, self.best_value):
+            self.best_value, self.best_epoch = value, epoch
+            if self.checkpoint is not None:
+                save_model_atomically(model, self.checkpoint)
+                self.written = self.checkpoint
+        if self.hook is not None and not self.hook(epoch, metrics):
+            self.pruned = True
+            self.stopped = True
+            model.stop_training = True
+
+
+def save_model_atomically(model: Any, path: Path) -> None:
+    """Save a full `.keras` model (with optimizer state): temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    model.save(temporary)
+    with open(temporary, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _failed(
+    hp: HyperParameters,
+    kind: FailureKind,
+    reason: str,
+    started: float,
+    exc: BaseException,
+    tracker: _Tracker | None = None,
+) -> TrialResult:
+    log.debug("trial failed (%s): %s", kind.value, reason, exc_info=exc)
+    return TrialResult(
+        Outcome.FAILED,
+        hp.values,
+        history=tracker.history if tracker else [],
+        best_epoch=tracker.best_epoch if tracker else None,
+        best_value=tracker.best_value if tracker else None,
+        params_count=tracker.params_count if tracker else 0,
+        timings={"total": time.perf_counter() - started},
+        failure=reason,
+        failure_kind=kind,
+        checkpoint=tracker.written if tracker else None,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

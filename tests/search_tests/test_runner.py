@@ -1,0 +1,281 @@
+"""The single-trial runner: real (tiny) training runs on digits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automl.data import Dataset, load_dataset
+from automl.search.runner import FailureKind, Outcome, run_trial
+from automl.spaces import FixedAnswers, Objective, load_space
+
+from ..conftest import SPACES
+
+keras = pytest.importorskip("keras")
+
+TINY = """
+import keras
+
+OBJECTIVE = "val_accuracy"
+
+
+def build(hp, info):
+    inputs = keras.Input(info.input_shape)
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(hp.Int("units", 8, 32, default=16), activation="relu")(x)
+    outputs = keras.layers.Dense(info.num_classes, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-1, sampling="log", default=1e-2)),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hp.Choice("batch_size", [64], default=64)
+    return model
+"""
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+def test_default_cnn_trains_and_checkpoints_the_best_epoch(
+    digits: Dataset, tmp_path: Path, tf: object
+) -> None:
+    space = load_space(SPACES / "cnn.py")
+    seen: list[tuple[int, Mapping[str, float]]] = []
+
+    def hook(epoch: int, metrics: Mapping[str, float]) -> bool:
+        seen.append((epoch, dict(metrics)))
+        return True
+
+    checkpoint = tmp_path / "best.keras"
+    result = run_trial(
+        space,
+        digits,
+        FixedAnswers({}, missing="default"),
+        epochs=2,
+        seed=1,
+        on_epoch=hook,
+        checkpoint=checkpoint,
+    )
+    assert result.outcome is Outcome.COMPLETE, result.failure
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert result.epochs_run == 2 and result.best_epoch in (1, 2)
+    best = max(h["val_accuracy"] for h in result.history)
+    assert result.best_value == pytest.approx(best)
+    assert result.params_count == 23914
+    assert result.params["backbone"] == "conv"
+    assert {"build", "train", "total", "first_epoch"} <= set(result.timings)
+    assert result.checkpoint == checkpoint and checkpoint.exists()
+    loaded = keras.saving.load_model(checkpoint, safe_mode=True)
+    assert int(loaded.optimizer.iterations.numpy()) > 0  # the optimizer state is saved too
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic write left no temporary file
+
+
+def test_hook_returning_false_prunes(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    space = load_space(write_space(TINY))
+    result = run_trial(
+        space,
+        digits,
+        FixedAnswers({}, missing="default"),
+        epochs=5,
+        on_epoch=lambda epoch, _: epoch < 2,
+    )
+    assert result.outcome is Outcome.PRUNED
+    assert result.epochs_run == 2
+
+
+def test_early_stopping(digits: Dataset, write_space: Callable[..., Path], tf: object) -> None:
+    # A learning rate of ~0 never improves after epoch 1: patience 2 stops at epoch 3.
+    space = load_space(write_space(TINY.replace("1e-3, 1e-1", "1e-9, 1e-1")))
+    result = run_trial(
+        space,
+        digits,
+        FixedAnswers({"lr": 1e-9}, missing="default"),
+        epochs=10,
+        patience=2,
+        objective=Objective("val_loss", "minimize"),
+    )
+    assert result.outcome is Outcome.COMPLETE
+    assert result.epochs_run < 10
+
+
+def test_same_seed_same_result(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    space = load_space(write_space(TINY))
+    runs = [
+        run_trial(space, digits, FixedAnswers({}, missing="default"), epochs=2, seed=7)
+        for _ in range(2)
+    ]
+    assert runs[0].history[0]["loss"] == pytest.approx(runs[1].history[0]["loss"], rel=1e-4)
+
+
+def test_nan_loss_fails_the_trial(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    text = TINY.replace(
+        'activation="softmax")(x)',
+        'activation="softmax", kernel_initializer=keras.initializers.Constant(1e38))(x)',
+    )
+    result = run_trial(
+        load_space(write_space(text)), digits, FixedAnswers({}, missing="default"), epochs=3
+    )
+    assert result.outcome is Outcome.FAILED
+    assert result.failure_kind is FailureKind.NAN
+    assert result.failure == "loss became NaN at epoch 1"
+    assert result.best_value is None
+
+
+def test_exception_in_build_fails_the_trial(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    text = TINY.replace(
+        "    inputs = keras.Input",
+        "    if hp.Int('units', 8, 32, default=16) > 20:\n"
+        "        raise RuntimeError('too wide')\n    inputs = keras.Input",
+    )
+    result = run_trial(
+        load_space(write_space(text)),
+        digits,
+        FixedAnswers({"units": 30}, missing="default"),
+        epochs=1,
+    )
+    assert result.outcome is Outcome.FAILED and result.failure_kind is FailureKind.BUILD
+    assert "space.py:8: build() raised RuntimeError: too wide" in (result.failure or "")
+
+
+def test_out_of_memory_is_classified(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    text = TINY + (
+        "\n\ndef fit(hp, model, *args, **kwargs):\n"
+        "    import tensorflow as tf\n"
+        "    raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')\n"
+    )
+    result = run_trial(
+        load_space(write_space(text)), digits, FixedAnswers({}, missing="default"), epochs=1
+    )
+    assert result.outcome is Outcome.FAILED and result.failure_kind is FailureKind.OOM
+    assert "out of memory" in (result.failure or "")
+
+
+def test_missing_objective_metric_is_fatal(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    result = run_trial(
+        load_space(write_space(TINY)),
+        digits,
+        FixedAnswers({}, missing="default"),
+        epochs=1,
+        objective=Objective("val_auc", "maximize"),
+    )
+    assert result.failure_kind is FailureKind.FATAL
+    assert "the objective 'val_auc' is not among the metrics" in (result.failure or "")
+
+
+def test_fine_tuning_runs_two_phases(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    text = """
+    import keras
+    from automl.spaces import zoo
+
+    RECORD = []
+
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+        def on_epoch_end(self, epoch, logs=None):
+            kernels = [self.base.get_layer(n).kernel for n in ("low", "top")]
+            RECORD.append([float(k.numpy().sum()) for k in kernels])
+
+
+    def build(hp, info):
+        inputs = keras.Input(info.input_shape)
+        base = keras.Sequential([keras.Input(info.input_shape), keras.layers.Rescaling(1 / 255),
+                                 keras.layers.Conv2D(4, 3, name="low"),
+                                 keras.layers.Conv2D(4, 3, name="top")], name="base")
+        base.trainable = False
+        x = keras.layers.Flatten()(base(inputs, training=False))
+        model = keras.Model(inputs, keras.layers.Dense(info.num_classes, activation="softmax")(x))
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        zoo.add_callbacks(model, Recorder(base))
+        return zoo.fine_tune(model, base, layers=1, at_fraction=0.5, learning_rate_factor=0.5)
+    """
+    space = load_space(write_space(text))
+    keras.utils.set_random_seed(0)
+    result = run_trial(
+        space, digits, FixedAnswers({}, missing="default"), epochs=4, checkpoint=None, patience=None
+    )
+    assert result.outcome is Outcome.COMPLETE, result.failure
+    assert result.epochs_run == 4  # both phases share the budget
+    low, top = zip(*space.module.RECORD, strict=True)
+    assert len(set(low)) == 1  # below the fine-tuned layers: frozen throughout
+    assert top[0] == top[1]  # phase 1: the whole base is frozen
+    assert top[1] != top[2] != top[3]  # phase 2: the top layer trains
+
+
+def test_checkpointed_model_predicts_like_the_trained_one(
+    digits: Dataset, write_space: Callable[..., Path], tmp_path: Path, tf: object
+) -> None:
+    space = load_space(write_space(TINY))
+    result = run_trial(
+        space,
+        digits,
+        FixedAnswers({}, missing="default"),
+        epochs=2,
+        checkpoint=tmp_path / "m.keras",
+        patience=None,
+    )
+    model = keras.saving.load_model(result.checkpoint, safe_mode=True)
+    accuracy = float(
+        np.mean(
+            np.argmax(model.predict(digits.val.x.astype("float32"), verbose=0), axis=1)
+            == digits.val.y
+        )
+    )
+    assert accuracy == pytest.approx(result.best_value, abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(8, 8, 1), (32, 32, 3)], ids=["digits", "32x32x3"])
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "efficientnetb0", "resnet50", "vgg16"])
+def test_application_backbone_trial_in_graph_mode(
+    backbone: str,
+    shape: tuple[int, int, int],
+    digits: Dataset,
+    write_space: Callable[..., Path],
+    tf: object,
+) -> None:
+    """Nightly (`pytest -m slow`): each backbone trains one epoch through the runner."""
+    from automl.data import Split
+
+    data = digits
+    if shape != (8, 8, 1):
+        rng = np.random.default_rng(0)
+        split = Split(rng.integers(0, 256, (64, *shape), dtype=np.uint8), np.arange(64) % 4)
+        data = Dataset("rgb", split, split, split, ("a", "b", "c", "d"))
+    text = f"""
+    import keras
+    from automl.spaces import zoo
+
+
+    def build(hp, info):
+        inputs = keras.Input(info.input_shape)
+        x, _ = zoo.application_backbone(inputs, "{backbone}")
+        model = keras.Model(inputs, zoo.classifier_head(x, info.num_classes))
+        return zoo.compile_classifier(model, zoo.make_optimizer("adam", 1e-3),
+                                      num_classes=info.num_classes)
+    """
+    result = run_trial(load_space(write_space(text)), data, FixedAnswers({}), epochs=1)
+    assert result.outcome is Outcome.COMPLETE, result.failure
