@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from automl import __version__, cli
-from automl.cli import main
+from automl import __version__
+from automl.cli import main, space_commands
 
 from .conftest import REPO, SPACES
 
@@ -95,7 +95,7 @@ def test_interrupt_exits_130(
     def interrupted(*_: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_run_env", interrupted)
+    monkeypatch.setattr(space_commands, "run_env", interrupted)
     assert main(["env"]) == 130
 
 
@@ -105,7 +105,7 @@ def test_unexpected_error_exits_1_with_one_line(
     def broken(*_: object) -> int:
         raise RuntimeError("disk\nfull")
 
-    monkeypatch.setattr(cli, "_run_env", broken)
+    monkeypatch.setattr(space_commands, "run_env", broken)
     assert main(["env"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == (

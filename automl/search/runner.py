@@ -95,6 +95,7 @@ def run_trial(
     objective: Objective | None = None,
     on_epoch: EpochHook | None = None,
     checkpoint: Path | None = None,
+    checkpoint_threshold: float | None = None,
     patience: int | None = DEFAULT_PATIENCE,
     verbose: int = 0,
 ) -> TrialResult:
@@ -109,6 +110,8 @@ def run_trial(
         objective: the metric to optimise. Defaults to the space's objective.
         on_epoch: per-epoch hook; returning False stops the trial as pruned.
         checkpoint: where to keep the best-epoch model (`.keras`); None for none.
+        checkpoint_threshold: write the checkpoint only once the best value beats this.
+            Defaults to `None` (always).
         patience: epochs without improvement before early stopping; None for none.
             Defaults to `5`.
         verbose: Keras `fit` verbosity. Defaults to `0`.
@@ -129,13 +132,13 @@ def run_trial(
         train_size=len(dataset.train),
         epochs=epochs,
     )
-    tracker = _Tracker(objective, on_epoch, checkpoint)
+    tracker = EpochTracker(objective, on_epoch, checkpoint, checkpoint_threshold)
     model = None
     try:
         try:
             model = space.build(hp, info)
         except SpaceError as exc:
-            return _failed(hp, FailureKind.BUILD, str(exc), started, exc)
+            return failed_result(hp, FailureKind.BUILD, str(exc), started, exc)
         tracker.params_count = int(model.count_params())
         build_seconds = time.perf_counter() - started
         batch_size = _batch_size(hp)
@@ -150,16 +153,16 @@ def run_trial(
         )
         _fit(space, hp, model, train, val, epochs, tracker, patience, verbose)
     except tf.errors.ResourceExhaustedError as exc:
-        return _failed(
+        return failed_result(
             hp, FailureKind.OOM, f"out of memory: {one_line(exc, 200)}", started, exc, tracker
         )
-    except _FatalObjective as exc:
-        return _failed(hp, FailureKind.FATAL, str(exc), started, exc, tracker)
+    except ObjectiveMissing as exc:
+        return failed_result(hp, FailureKind.FATAL, str(exc), started, exc, tracker)
     except MemoryError as exc:
-        return _failed(hp, FailureKind.OOM, "host out of memory", started, exc, tracker)
+        return failed_result(hp, FailureKind.OOM, "host out of memory", started, exc, tracker)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {one_line(exc, 300)}"
-        return _failed(hp, FailureKind.ERROR, reason, started, exc, tracker)
+        return failed_result(hp, FailureKind.ERROR, reason, started, exc, tracker)
     finally:
         del model
         keras.backend.clear_session()
@@ -197,7 +200,7 @@ def run_trial(
     )
 
 
-class _FatalObjective(Exception):
+class ObjectiveMissing(Exception):
     """The objective metric is not reported: every trial would fail the same way."""
 
 
@@ -208,7 +211,7 @@ def _fit(
     train: Any,
     val: Any,
     epochs: int,
-    tracker: _Tracker,
+    tracker: EpochTracker,
     patience: int | None,
     verbose: int,
 ) -> None:
@@ -273,13 +276,24 @@ def _batch_size(hp: HyperParameters) -> int:
     return DEFAULT_BATCH_SIZE
 
 
-class _Tracker:
-    """Per-epoch bookkeeping shared by the callbacks of one trial."""
+class EpochTracker:
+    """Per-epoch bookkeeping of one trial: history, best epoch, NaN, pruning, checkpoints.
 
-    def __init__(self, objective: Objective, hook: EpochHook | None, checkpoint: Path | None):
+    The Keras callbacks of the runner use it, and so does any executor that produces epochs
+    another way (the function executor of scheduler benchmarks).
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        hook: EpochHook | None,
+        checkpoint: Path | None,
+        threshold: float | None = None,
+    ):
         self.objective = objective
         self.hook = hook
         self.checkpoint = checkpoint
+        self.threshold = threshold
         self.history: list[dict[str, float]] = []
         self.best_epoch: int | None = None
         self.best_value: float | None = None
@@ -306,7 +320,7 @@ class _Tracker:
 
         class _Report(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                tracker._epoch_started = time.perf_counter()
+                tracker.begin_epoch()
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 tracker.end_epoch(self.model, epoch + 1, dict(logs or {}))
@@ -326,14 +340,18 @@ class _Tracker:
 
         return _EarlyStop()
 
-    def end_epoch(self, model: Any, epoch: int, logs: dict[str, Any]) -> None:
+    def begin_epoch(self) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def end_epoch(self, model: Any, epoch: int, logs: Mapping[str, Any]) -> bool:
+        """Record one epoch; returns False when training must stop (NaN or pruned)."""
         self._epoch_seconds.append(time.perf_counter() - self._epoch_started)
         metrics = {k: float(v) for k, v in logs.items() if _is_number(v)}
         metrics.pop("learning_rate", None)
         self.history.append(metrics)
         metric = self.objective.metric
         if metric not in metrics:
-            raise _FatalObjective(
+            raise ObjectiveMissing(
                 f"the objective '{metric}' is not among the metrics Keras reports "
                 f"({', '.join(sorted(metrics)) or 'none'}); add it to compile(metrics=...) or "
                 "set OBJECTIVE (or --objective) to one of them."
@@ -342,18 +360,54 @@ class _Tracker:
         loss = metrics.get("loss", 0.0)
         if not math.isfinite(loss) or not math.isfinite(value):
             self.nan_epoch = epoch
-            model.stop_training = True
-            self.stopped = True
-            return
+            self._stop(model)
+            return False
         if self.best_value is None or self.objective.better(value, self.best_value):
             self.best_value, self.best_epoch = value, epoch
-            if self.checkpoint is not None:
+            if (
+                self.checkpoint is not None
+                and model is not None
+                and (self.threshold is None or self.objective.better(value, self.threshold))
+            ):
                 save_model_atomically(model, self.checkpoint)
                 self.written = self.checkpoint
         if self.hook is not None and not self.hook(epoch, metrics):
             self.pruned = True
-            self.stopped = True
+            self._stop(model)
+            return False
+        return True
+
+    def _stop(self, model: Any) -> None:
+        self.stopped = True
+        if model is not None:
             model.stop_training = True
+
+    def result(self, params: dict[str, Value], timings: dict[str, float]) -> TrialResult:
+        """The trial's result from what was recorded."""
+        if self.nan_epoch is not None:
+            return TrialResult(
+                Outcome.FAILED,
+                params,
+                self.history,
+                self.best_epoch,
+                self.best_value,
+                self.params_count,
+                timings,
+                failure=f"loss became NaN at epoch {self.nan_epoch}",
+                failure_kind=FailureKind.NAN,
+                checkpoint=self.written,
+            )
+        outcome = Outcome.PRUNED if self.pruned else Outcome.COMPLETE
+        return TrialResult(
+            outcome,
+            params,
+            self.history,
+            self.best_epoch,
+            self.best_value,
+            self.params_count,
+            timings,
+            checkpoint=self.written,
+        )
 
 
 def save_model_atomically(model: Any, path: Path) -> None:
@@ -366,13 +420,13 @@ def save_model_atomically(model: Any, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _failed(
+def failed_result(
     hp: HyperParameters,
     kind: FailureKind,
     reason: str,
     started: float,
     exc: BaseException,
-    tracker: _Tracker | None = None,
+    tracker: EpochTracker | None = None,
 ) -> TrialResult:
     log.debug("trial failed (%s): %s", kind.value, reason, exc_info=exc)
     return TrialResult(

@@ -1,69 +1,36 @@
-"""The `automl` command line: parses, calls one library function, renders. The only printer.
-
-Each command has one `_add_<name>` function that declares its arguments and one `_run_<name>`
-function that runs it; `main` only registers and dispatches. Heavy modules (TensorFlow, Keras,
-Optuna, rich) are imported inside the run functions, so `automl --help` stays fast.
-
-Exit codes: 0 success, 1 runtime error, 2 usage or input error, 130 interrupted.
-"""
+"""Commands about one space file: `check`, `trial`, and `env`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from automl import __version__
-from automl.errors import AutoMLError, UsageError
+from automl.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_data_arguments,
+    cells,
+    count_arg,
+    fmt,
+    load_data,
+)
+from automl.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-Runner = Callable[[argparse.Namespace, "Console"], int]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line and exits 2."""
-
-    def error(self, message: str) -> Any:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="automl",
-        description=(
-            "Hyperparameter search for Keras image classifiers: search a space file in parallel "
-            "with pruning, resume studies, report, retrain and export the winner."
-        ),
-        epilog="Start with: automl check spaces/cnn.py, then automl search spaces/cnn.py.",
-    )
-    parser.add_argument("--version", action="version", version=f"automl {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show tracebacks and debug logs on errors"
-    )
-    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    for add in (_add_check, _add_trial, _add_env):
-        add(commands)
-    return parser
-
-
-# -- env ------------------------------------------------------------------------------------------
-
-
-def _add_env(commands: Any) -> None:
+def add_env(commands: Any) -> None:
     command = commands.add_parser(
         "env", help="print versions, devices and the default storage (for bug reports)"
     )
-    command.set_defaults(run=_run_env)
+    command.set_defaults(run=run_env)
 
 
-def _run_env(args: argparse.Namespace, console: Console) -> int:
+def run_env(args: argparse.Namespace, console: Console) -> int:
     import platform
     from importlib import metadata
 
@@ -107,7 +74,7 @@ def _run_env(args: argparse.Namespace, console: Console) -> int:
 # -- check ----------------------------------------------------------------------------------------
 
 
-def _add_check(commands: Any) -> None:
+def add_check(commands: Any) -> None:
     command = commands.add_parser(
         "check",
         help="list a space's parameters and build its default model (no training)",
@@ -117,23 +84,23 @@ def _add_check(commands: Any) -> None:
         ),
     )
     command.add_argument("space", metavar="SPACE", help="the space file, e.g. spaces/cnn.py")
-    _add_data_argument(command)
+    add_data_arguments(command)
     command.add_argument(
         "--samples",
-        type=_count_arg("--samples", minimum=0),
+        type=count_arg("--samples", minimum=0),
         default=0,
         metavar="N",
         help="also build N random configurations and report the branches reached",
     )
     command.add_argument("--seed", type=int, default=0, help="seed of --samples (default 0)")
-    command.set_defaults(run=_run_check)
+    command.set_defaults(run=run_check)
 
 
-def _run_check(args: argparse.Namespace, console: Console) -> int:
+def run_check(args: argparse.Namespace, console: Console) -> int:
     from automl.spaces import SpaceInfo, read_space_settings
 
     settings = read_space_settings(args.space)
-    data = _load_data(args, settings, console)
+    data = load_data(args, settings, console)
     info = SpaceInfo(
         data.input_shape, data.num_classes, data.class_names, len(data.train), settings.epochs or 1
     )
@@ -170,12 +137,12 @@ def _render_check(console: Console, settings: Any, data: Any, report: Any) -> No
     for spec in report.specs:
         condition = " and ".join(c.describe() for c in spec.conditions) or "-"
         table.add_row(
-            *_cells(
+            *cells(
                 spec.name,
                 spec.kind.value,
                 spec.describe(),
                 spec.scale,
-                _fmt(spec.default),
+                fmt(spec.default),
                 condition,
             )
         )
@@ -195,7 +162,7 @@ def _render_check(console: Console, settings: Any, data: Any, report: Any) -> No
         if line is None:
             layers.add_row("…", f"{len(lines) - 22} more layers", "", "")
         else:
-            layers.add_row(*_cells(line.name, line.kind, line.output_shape, f"{line.params:,}"))
+            layers.add_row(*cells(line.name, line.kind, line.output_shape, f"{line.params:,}"))
     console.print(layers)
     if report.samples is not None:
         _render_samples(console, report.samples)
@@ -215,18 +182,18 @@ def _render_samples(console: Console, samples: Any) -> None:
     names = list(samples.branches) + [n for n in samples.inactive if n not in samples.branches]
     for name in names:
         reached = ", ".join(f"{v} ({c})" for v, c in samples.branches.get(name, {}).items())
-        table.add_row(*_cells(name, reached or "-", samples.inactive.get(name, 0)))
+        table.add_row(*cells(name, reached or "-", samples.inactive.get(name, 0)))
     console.print(table)
     if samples.min_params is not None:
         console.print(f"Parameter counts: min {samples.min_params:,}, max {samples.max_params:,}.")
     for failure in samples.failures:
-        console.print("[red]failed:[/]", _cells(failure)[0])
+        console.print("[red]failed:[/]", cells(failure)[0])
 
 
 # -- trial ----------------------------------------------------------------------------------------
 
 
-def _add_trial(commands: Any) -> None:
+def add_trial(commands: Any) -> None:
     command = commands.add_parser(
         "trial",
         help="train one configuration and print every epoch (debug a space)",
@@ -243,7 +210,7 @@ def _add_trial(commands: Any) -> None:
     )
     command.add_argument(
         "--epochs",
-        type=_count_arg("--epochs"),
+        type=count_arg("--epochs"),
         metavar="E",
         help="epoch budget (default: the space's EPOCHS, else 10)",
     )
@@ -251,11 +218,11 @@ def _add_trial(commands: Any) -> None:
     command.add_argument(
         "--objective", metavar="METRIC[:DIR]", help="override the space's OBJECTIVE"
     )
-    _add_data_argument(command)
-    command.set_defaults(run=_run_trial)
+    add_data_arguments(command)
+    command.set_defaults(run=run_trial_command)
 
 
-def _run_trial(args: argparse.Namespace, console: Console) -> int:
+def run_trial_command(args: argparse.Namespace, console: Console) -> int:
     import time
 
     from rich.table import Table
@@ -266,7 +233,7 @@ def _run_trial(args: argparse.Namespace, console: Console) -> int:
     values = _parse_params(args.params)
     objective = Objective.parse(args.objective) if args.objective else settings.objective
     epochs = args.epochs or settings.epochs or 10
-    data = _load_data(args, settings, console)
+    data = load_data(args, settings, console)
     with console.status("Importing TensorFlow…"):
         from automl.tfruntime import import_tensorflow
 
@@ -299,7 +266,7 @@ def _run_trial(args: argparse.Namespace, console: Console) -> int:
         )
     table = Table(title="Parameters", title_justify="left", show_header=False)
     for name, value in result.params.items():
-        table.add_row(*_cells(name, _fmt(value)))
+        table.add_row(*cells(name, fmt(value)))
     console.print(table)
     if result.outcome is Outcome.FAILED:
         console.print(f"Trial failed: {result.failure}", markup=False)
@@ -332,144 +299,3 @@ def _parse_params(text: str | None) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise UsageError(f"{source}: must be a JSON object of parameter names to values.")
     return values
-
-
-# -- shared arguments and helpers -----------------------------------------------------------------
-
-
-def _add_data_argument(command: argparse.ArgumentParser) -> None:
-    group = command.add_argument_group("data")
-    group.add_argument(
-        "--data",
-        metavar="SRC",
-        help=(
-            "data source: digits, mnist, fashion_mnist, cifar10, cifar100, a .npz file or an "
-            "image folder (default: the space's DATA, else digits)"
-        ),
-    )
-    group.add_argument(
-        "--val-split",
-        type=_fraction_arg("--val-split"),
-        default=0.2,
-        metavar="F",
-        help="validation fraction when the data has no val split (default 0.2)",
-    )
-    group.add_argument(
-        "--test-split",
-        type=_fraction_arg("--test-split"),
-        default=0.2,
-        metavar="F",
-        help="test fraction when the data has no test split (default 0.2)",
-    )
-    group.add_argument(
-        "--skip-bad-images",
-        action="store_true",
-        help="skip corrupt, empty, non-image and oversized files instead of stopping",
-    )
-
-
-def _load_data(args: argparse.Namespace, settings: Any, console: Console) -> Any:
-    from automl.data import DataOptions, load_dataset
-
-    options = DataOptions(
-        val_split=args.val_split,
-        test_split=args.test_split,
-        skip_bad_images=args.skip_bad_images,
-    )
-    dataset = load_dataset(args.data or settings.data or "digits", options)
-    for note in dataset.notes:
-        console.print(f"data: {note}", markup=False)
-    return dataset
-
-
-def _fraction_arg(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} needs a number, got {text!r}") from None
-        if not 0.0 < value < 0.9:
-            raise argparse.ArgumentTypeError(f"{flag} must be between 0 and 0.9, got {value}")
-        return value
-
-    return parse
-
-
-def _count_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} needs a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{flag} must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _cells(*values: object) -> list[Any]:
-    """Table cells that show user text as is (rich would read `[conv]` as markup)."""
-    from rich.text import Text
-
-    return [Text(v if isinstance(v, str) else str(v)) for v in values]
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _make_console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Logs and pipes have no width; 80 columns would fold every table.
-        console.width = 140
-    return console
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
-    debug = args.debug or os.environ.get("AUTOML_DEBUG") == "1"
-    logger = logging.getLogger("automl")
-    saved_level = logger.level
-    if debug:
-        logger.setLevel(logging.DEBUG)
-        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        return int(args.run(args, _make_console()))
-    except AutoMLError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        if debug:
-            raise
-        from automl.errors import one_line
-
-        print(
-            f"error: unexpected {type(exc).__name__}: {one_line(exc)} "
-            "(run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
-    finally:
-        logger.setLevel(saved_level)
-
-
-__all__ = ["UsageError", "build_parser", "main"]

@@ -1,0 +1,100 @@
+"""The `automl` command line: parses, calls one library function, renders. The only printer.
+
+Each command has one `add_<name>` function that declares its arguments and one `run_<name>`
+function that runs it (in the modules of this package); `main` only registers and dispatches.
+Heavy modules (TensorFlow, Keras, Optuna, rich) are imported inside the run functions, so
+`automl --help` stays fast.
+
+Exit codes: 0 success, 1 runtime error, 2 usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from automl import __version__
+from automl.cli import space_commands, study_commands
+from automl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, make_console
+from automl.errors import AutoMLError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line and exits 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="automl",
+        description=(
+            "Hyperparameter search for Keras image classifiers: search a space file in parallel "
+            "with pruning, resume studies, report, retrain and export the winner."
+        ),
+        epilog="Start with: automl check spaces/cnn.py, then automl search spaces/cnn.py.",
+    )
+    parser.add_argument("--version", action="version", version=f"automl {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logs on errors"
+    )
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for add in (
+        space_commands.add_check,
+        space_commands.add_trial,
+        study_commands.add_search,
+        study_commands.add_studies,
+        study_commands.add_show,
+        space_commands.add_env,
+    ):
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    debug = args.debug or os.environ.get("AUTOML_DEBUG") == "1"
+    logger = logging.getLogger("automl")
+    saved_level = logger.level
+    if debug:
+        logger.setLevel(logging.DEBUG)
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.run(args, make_console()))
+    except AutoMLError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            raise
+        from automl.errors import one_line
+
+        print(
+            f"error: unexpected {type(exc).__name__}: {one_line(exc)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    finally:
+        logger.setLevel(saved_level)
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,107 @@
+"""Arguments, parsing helpers and rendering helpers shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_data_arguments(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        metavar="SRC",
+        help=(
+            "data source: digits, mnist, fashion_mnist, cifar10, cifar100, a .npz file or an "
+            "image folder (default: the space's DATA, else digits)"
+        ),
+    )
+    group.add_argument(
+        "--val-split",
+        type=fraction_arg("--val-split"),
+        default=0.2,
+        metavar="F",
+        help="validation fraction when the data has no val split (default 0.2)",
+    )
+    group.add_argument(
+        "--test-split",
+        type=fraction_arg("--test-split"),
+        default=0.2,
+        metavar="F",
+        help="test fraction when the data has no test split (default 0.2)",
+    )
+    group.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip corrupt, empty, non-image and oversized files instead of stopping",
+    )
+
+
+def load_data(args: argparse.Namespace, settings: Any, console: Console) -> Any:
+    from automl.data import DataOptions, load_dataset
+
+    options = DataOptions(
+        val_split=args.val_split,
+        test_split=args.test_split,
+        skip_bad_images=args.skip_bad_images,
+    )
+    dataset = load_dataset(args.data or settings.data or "digits", options)
+    for note in dataset.notes:
+        console.print(f"data: {note}", markup=False)
+    return dataset
+
+
+def fraction_arg(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} needs a number, got {text!r}") from None
+        if not 0.0 < value < 0.9:
+            raise argparse.ArgumentTypeError(f"{flag} must be between 0 and 0.9, got {value}")
+        return value
+
+    return parse
+
+
+def count_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} needs a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def cells(*values: object) -> list[Any]:
+    """Table cells that show user text as is (rich would read `[conv]` as markup)."""
+    from rich.text import Text
+
+    return [Text(v if isinstance(v, str) else str(v)) for v in values]
+
+
+def fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def make_console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Logs and pipes have no width; 80 columns would fold every table.
+        console.width = 140
+    return console

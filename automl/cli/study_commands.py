@@ -1,0 +1,379 @@
+"""Commands about studies: `search`, `studies`, `show`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from automl.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_data_arguments,
+    cells,
+    count_arg,
+    fmt,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from automl.storage.records import StudyRecord, TrialRecord
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+
+def add_search(commands: Any) -> None:
+    command = commands.add_parser(
+        "search",
+        help="search a space: parallel trials with pruning, stored and resumable",
+        description=(
+            "Search a space file. Trials run in parallel (one per GPU, or --workers CPU "
+            "slots), bad ones are pruned early, and every result is stored: running the same "
+            "command again resumes the study to its --trials total."
+        ),
+    )
+    command.add_argument("space", metavar="SPACE", help="the space file, e.g. spaces/cnn.py")
+    command.add_argument(
+        "--trials",
+        type=count_arg("--trials"),
+        default=20,
+        metavar="N",
+        help="the study's total of finished (complete + pruned) trials (default 20)",
+    )
+    command.add_argument(
+        "--study", metavar="NAME", help="study name (default: the space file's name, e.g. cnn)"
+    )
+    add_storage_argument(command)
+    add_data_arguments(command)
+    group = command.add_argument_group("trials")
+    group.add_argument(
+        "--epochs",
+        type=count_arg("--epochs"),
+        metavar="E",
+        help="maximum epochs per trial (default: the space's EPOCHS, else 10)",
+    )
+    group.add_argument(
+        "--objective",
+        metavar="METRIC[:DIR]",
+        help="override the space's OBJECTIVE, e.g. val_loss or val_auc:max",
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
+    group.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=("tpe", "random", "gp", "cmaes", "grid", "qmc"),
+        help="Optuna sampler (default tpe: multivariate, constant liar)",
+    )
+    group.add_argument(
+        "--pruner",
+        default="hyperband",
+        choices=("hyperband", "sha", "median", "percentile", "patient", "none"),
+        help="Optuna pruner (default hyperband, max resource = --epochs)",
+    )
+    group.add_argument(
+        "--patience",
+        type=count_arg("--patience", minimum=0),
+        default=5,
+        metavar="P",
+        help="early-stopping patience in epochs, 0 for none",
+    )
+    devices = command.add_argument_group("devices")
+    devices.add_argument(
+        "--workers",
+        type=count_arg("--workers"),
+        metavar="N",
+        help="CPU workers when there is no GPU (default 1); threads are split",
+    )
+    devices.add_argument(
+        "--gpus",
+        type=gpu_list,
+        metavar="0,1,…",
+        help="GPUs to use (default: every visible GPU; '' for CPU only)",
+    )
+    devices.add_argument(
+        "--trials-per-gpu",
+        type=count_arg("--trials-per-gpu"),
+        default=1,
+        metavar="K",
+        help="trials packed on each GPU (default 1)",
+    )
+    limits = command.add_argument_group("limits")
+    limits.add_argument(
+        "--timeout",
+        type=duration_arg,
+        metavar="T",
+        help="start no trial after T (e.g. 90m, 2h, 45s)",
+    )
+    limits.add_argument(
+        "--max-failures",
+        type=count_arg("--max-failures"),
+        default=5,
+        metavar="N",
+        help="stop after N consecutive failed trials (default 5)",
+    )
+    limits.add_argument(
+        "--keep-checkpoints",
+        type=count_arg("--keep-checkpoints", minimum=0),
+        default=3,
+        metavar="K",
+        help="keep best-epoch checkpoints of the K best trials (default 3)",
+    )
+    limits.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="resume even though the space file or the data changed",
+    )
+    command.add_argument("--quiet", action="store_true", help="print only the final result")
+    # Plain-Python spaces without TensorFlow, for scheduler benchmarks and fault tests.
+    command.add_argument(
+        "--executor", default="keras", choices=("keras", "function"), help=argparse.SUPPRESS
+    )
+    command.set_defaults(run=run_search_command)
+
+
+def run_search_command(args: argparse.Namespace, console: Console) -> int:
+    from automl.cli.progress import make_progress
+    from automl.data import DataOptions
+    from automl.search.scheduler import SearchConfig, run_search
+
+    config = SearchConfig(
+        space=args.space,
+        trials=args.trials,
+        study=args.study,
+        storage=args.storage,
+        data=args.data,
+        data_options=DataOptions(
+            val_split=args.val_split,
+            test_split=args.test_split,
+            skip_bad_images=args.skip_bad_images,
+        ),
+        epochs=args.epochs,
+        workers=args.workers,
+        gpus=args.gpus,
+        trials_per_gpu=args.trials_per_gpu,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        timeout=args.timeout,
+        seed=args.seed,
+        objective=args.objective,
+        max_failures=args.max_failures,
+        allow_space_change=args.allow_space_change,
+        keep_checkpoints=args.keep_checkpoints,
+        patience=args.patience or None,
+        executor=args.executor,
+    )
+    progress = make_progress(console, quiet=args.quiet)
+    try:
+        summary = run_search(config, progress)
+    except KeyboardInterrupt:
+        progress.close()
+        console.print(
+            "Interrupted: running trials were recorded and re-queued; run the same "
+            "command again to resume.",
+            markup=False,
+        )
+        raise
+    finally:
+        progress.close()
+    render_summary(console, summary, storage_flag=_storage_flag(args))
+    return EXIT_OK if summary.stopped is None or summary.record.best() else EXIT_ERROR
+
+
+def render_summary(console: Console, summary: Any, *, storage_flag: str) -> None:
+    record: StudyRecord = summary.record
+    counts = record.counts()
+    shown = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+    console.print(
+        f"Study '{summary.study}': {record.finished} of {summary.target} finished ({shown}) "
+        f"in {summary.seconds:.0f} s this run.",
+        markup=False,
+    )
+    if summary.stopped:
+        console.print(f"Stopped early: {summary.stopped}", markup=False)
+    if summary.utilisation:
+        busy = ", ".join(f"{slot} {fraction:.0%}" for slot, fraction in summary.utilisation.items())
+        console.print(f"Worker utilisation: {busy}", markup=False)
+    best = record.best()
+    if best is None:
+        console.print("No complete trial yet.", markup=False)
+        return
+    console.print(
+        f"Best trial {best.number}: {record.metric} {best.value:.4f} at epoch "
+        f"{best.best_epoch} of {best.epochs_run}, {best.params_count or 0:,} parameters",
+        markup=False,
+    )
+    console.print("  " + _params_text(best), markup=False)
+    study = shlex.quote(summary.study)
+    console.print("Next:", markup=False)
+    for command in (
+        f"automl show {study}",
+        f"automl report {study} --open",
+        f"automl export {study} -o exported/",
+    ):
+        console.print(f"  {command}{storage_flag}", markup=False)
+
+
+# -- studies and show -----------------------------------------------------------------------------
+
+
+def add_studies(commands: Any) -> None:
+    command = commands.add_parser("studies", help="list the studies in the store")
+    add_storage_argument(command)
+    command.set_defaults(run=run_studies)
+
+
+def run_studies(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from automl.storage.records import TrialState
+    from automl.storage.store import StudyStore
+
+    store = StudyStore(_storage_url(args))
+    summaries = store.summaries()
+    if not summaries:
+        console.print(f"No studies in {store.shown_url}.", markup=False)
+        return EXIT_OK
+    table = Table(title=f"Studies in {store.shown_url}", title_justify="left")
+    for column in ("study", "complete", "pruned", "failed", "running", "best", "last update"):
+        table.add_column(column, justify="left" if column in ("study", "last update") else "right")
+    for item in summaries:
+        table.add_row(
+            *cells(
+                item.name,
+                item.counts[TrialState.COMPLETE],
+                item.counts[TrialState.PRUNED],
+                item.counts[TrialState.FAILED],
+                item.counts[TrialState.RUNNING],
+                "-" if item.best_value is None else f"{item.best_value:.4f}",
+                item.last_update.strftime("%Y-%m-%d %H:%M:%S") if item.last_update else "-",
+            )
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def add_show(commands: Any) -> None:
+    command = commands.add_parser("show", help="terminal leaderboard of a study")
+    command.add_argument("study", metavar="STUDY", help="the study name (see automl studies)")
+    add_storage_argument(command)
+    command.add_argument(
+        "--top", type=count_arg("--top"), metavar="N", help="show the N best trials only"
+    )
+    command.add_argument(
+        "--state",
+        choices=("complete", "pruned", "failed", "running", "waiting"),
+        help="show trials in one state",
+    )
+    command.set_defaults(run=run_show)
+
+
+def run_show(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from automl.storage.store import StudyStore
+
+    record = StudyStore(_storage_url(args)).record(args.study)
+    ranked = leaderboard(record)
+    if args.state:
+        ranked = [(rank, t) for rank, t in ranked if t.state.value == args.state]
+    if args.top:
+        ranked = ranked[: args.top]
+    counts = ", ".join(f"{n} {s.value}" for s, n in record.counts().items() if n) or "no trials"
+    table = Table(
+        title=f"Study '{record.name}': {record.metric} ({record.direction}); {counts}",
+        title_justify="left",
+    )
+    for column in (
+        "rank",
+        "trial",
+        "state",
+        record.metric,
+        "best epoch",
+        "epochs",
+        "params",
+        "duration",
+        "parameters",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column not in ("state", "parameters") else "left",
+            overflow="fold",
+        )
+    for rank, trial in ranked:
+        table.add_row(
+            *cells(
+                rank,
+                trial.number,
+                trial.state.value,
+                "-" if trial.value is None else f"{trial.value:.4f}",
+                trial.best_epoch or "-",
+                trial.epochs_run,
+                f"{trial.params_count:,}" if trial.params_count else "-",
+                f"{trial.duration:.1f} s" if trial.duration is not None else "-",
+                _params_text(trial) + (f"  [{trial.failure}]" if trial.failure else ""),
+            )
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def leaderboard(record: StudyRecord) -> list[tuple[int, TrialRecord]]:
+    """(rank, trial) in ranking order; the same ranking the HTML report shows."""
+    return [(rank, trial) for rank, trial in enumerate(record.ranked(), start=1)]
+
+
+# -- shared ---------------------------------------------------------------------------------------
+
+
+def add_storage_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--storage",
+        metavar="URL",
+        help="study store: sqlite:///path.db or postgresql://user:pw@host/db "
+        "(default: $AUTOML_STORAGE, else sqlite:///runs/automl.db)",
+    )
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    from automl.storage.urls import default_storage_url
+
+    return args.storage or default_storage_url()
+
+
+def _storage_flag(args: argparse.Namespace) -> str:
+    return f" --storage {shlex.quote(args.storage)}" if args.storage else ""
+
+
+def _params_text(trial: TrialRecord) -> str:
+    return ", ".join(f"{name}={fmt(value)}" for name, value in trial.params.items())
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)?", re.IGNORECASE)
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, None: 1.0}
+
+
+def duration_arg(text: str) -> float:
+    """`90m`, `2h`, `1h30m`, `45s` or plain seconds."""
+    cleaned = text.strip().lower()
+    position, total = 0, 0.0
+    for match in _DURATION.finditer(cleaned):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        position = match.end()
+    if not cleaned or position != len(cleaned) or total <= 0:
+        raise argparse.ArgumentTypeError(
+            f"--timeout needs a duration like 90m, 2h, 1h30m or 45s, got {text!r}"
+        )
+    return total
+
+
+def gpu_list(text: str) -> tuple[int, ...]:
+    """`0,1` → (0, 1); an empty string means no GPU."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"--gpus needs GPU numbers like 0,1, got {text!r}")
+    return tuple(int(p) for p in parts)

@@ -1,0 +1,172 @@
+"""Search engines: Optuna samplers and pruners by name, and `hp` definitions as Optuna calls.
+
+`suggest` answers one `ParamSpec` with the scheduler's Optuna trial — the define-by-run bridge
+that lets a worker's `build(hp)` be answered across the process boundary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from automl.errors import UsageError
+from automl.spaces.hyperparameters import Kind, ParamSpec, Value
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "qmc")
+PRUNERS = ("hyperband", "sha", "median", "percentile", "patient", "none")
+REDUCTION_FACTOR = 3
+
+
+def suggest(trial: Any, spec: ParamSpec) -> Value:
+    """Ask Optuna's trial for the value of one definition.
+
+    Int and Float map to `suggest_int` / `suggest_float` (log scale or step); a log scale with a
+    step (Keras Tuner's multiplicative step) and Choice / Boolean map to `suggest_categorical`.
+    """
+    if spec.kind is Kind.FIXED:
+        return spec.default
+    if spec.kind in (Kind.CHOICE, Kind.BOOLEAN) or (spec.log and spec.step is not None):
+        grid = spec.grid()
+        assert grid is not None
+        return trial.suggest_categorical(spec.name, list(grid))
+    assert spec.low is not None and spec.high is not None
+    if spec.kind is Kind.INT:
+        if spec.log:
+            return trial.suggest_int(spec.name, int(spec.low), int(spec.high), log=True)
+        return trial.suggest_int(spec.name, int(spec.low), int(spec.high), step=int(spec.step or 1))
+    if spec.log:
+        return trial.suggest_float(spec.name, spec.low, spec.high, log=True)
+    return trial.suggest_float(spec.name, spec.low, spec.high, step=spec.step)
+
+
+def make_sampler(name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec] = ()) -> Any:
+    """An Optuna sampler by name.
+
+    Args:
+        name: one of `tpe`, `random`, `gp`, `cmaes`, `grid`, `qmc`.
+        seed: the sampler seed.
+        slots: parallel trials; TPE's random start-up trials scale with it.
+        specs: the space's parameters (needed by `grid`).
+    """
+    import optuna
+
+    if name == "tpe":
+        with warnings.catch_warnings():
+            # `group` is marked experimental; it is what conditional spaces need.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=max(10, 2 * slots),
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("scipy") is None:
+            raise UsageError(
+                "--sampler gp needs PyTorch and SciPy (Optuna's GP sampler uses them); install "
+                "them (pip install torch scipy) or pick --sampler tpe."
+            )
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(10, 2 * slots))
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=max(1, slots))
+    if name == "qmc":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_space(specs), seed=seed)
+    raise UsageError(f"unknown --sampler {name!r}; use one of {', '.join(SAMPLERS)}.")
+
+
+def grid_space(specs: Sequence[ParamSpec]) -> dict[str, list[Value]]:
+    """Every value of every parameter, for the grid sampler; continuous ones are refused."""
+    space: dict[str, list[Value]] = {}
+    for spec in specs:
+        if spec.kind is Kind.FIXED:
+            continue
+        grid = spec.grid()
+        if grid is None:
+            raise UsageError(
+                f"--sampler grid needs discrete parameters, but {spec.kind.value} '{spec.name}' "
+                f"({spec.location}) is continuous; give it a step or pick another --sampler."
+            )
+        space.setdefault(spec.name, list(grid))
+    return space
+
+
+def make_pruner(name: str, *, epochs: int) -> Any:
+    """An Optuna pruner by name, with Hyperband's maximum resource set to `epochs`."""
+    import optuna
+
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=epochs, reduction_factor=REDUCTION_FACTOR
+        )
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=REDUCTION_FACTOR
+        )
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=1)
+    if name == "patient":
+        return optuna.pruners.PatientPruner(
+            optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1), patience=2
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UsageError(f"unknown --pruner {name!r}; use one of {', '.join(PRUNERS)}.")
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """One Hyperband bracket (or the single successive-halving ladder): its decision epochs."""
+
+    index: int
+    rungs: tuple[int, ...]
+
+
+def pruner_budget(name: str, *, epochs: int) -> tuple[str, tuple[Bracket, ...]]:
+    """A one-line description of the pruner's budget and its brackets and rungs.
+
+    Rungs are the epochs at which a trial is compared with its peers; a bracket with no rung
+    below `epochs` trains its trials fully.
+    """
+    eta = REDUCTION_FACTOR
+    if name in ("hyperband", "sha"):
+        count = 1
+        if name == "hyperband":
+            count = math.floor(math.log(epochs) / math.log(eta) + 1e-9) + 1
+        brackets = []
+        for index in range(count):
+            rungs = []
+            rung = 0
+            while True:
+                step = eta ** (index + rung)
+                if step >= epochs:
+                    break
+                rungs.append(step)
+                rung += 1
+            brackets.append(Bracket(index, tuple(rungs)))
+        kind = "Hyperband" if name == "hyperband" else "successive halving"
+        return (
+            f"{kind}, η={eta}, 1–{epochs} epochs per trial, {count} bracket(s)",
+            tuple(brackets),
+        )
+    described = {
+        "median": "median: stop a trial below the median of earlier trials at the same epoch "
+        "(after 5 trials, from epoch 2)",
+        "percentile": "percentile: stop a trial in the worst 75 % at the same epoch (after 5 "
+        "trials, from epoch 2)",
+        "patient": "patient median: like median, but only after 2 epochs without improvement",
+        "none": f"no pruning: every trial trains up to {epochs} epochs",
+    }
+    return described[name], ()

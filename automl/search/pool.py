@@ -1,0 +1,209 @@
+"""The worker pool: starts one spawned process per slot, relays messages, replaces the dead.
+
+Slots come from `plan_slots`: one per visible GPU by default (`CUDA_VISIBLE_DEVICES`, memory
+growth), K per GPU with `--trials-per-gpu K`, or N CPU workers that split the cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any
+
+from automl.errors import UsageError
+from automl.search.devices import Gpu
+from automl.search.worker import Slot, WorkerSetup, worker_main
+
+
+def plan_slots(
+    gpus: Sequence[Gpu],
+    *,
+    cpus: int,
+    workers: int | None = None,
+    gpu_ids: Sequence[int] | None = None,
+    trials_per_gpu: int = 1,
+) -> list[Slot]:
+    """Where workers run.
+
+    Args:
+        gpus: the visible GPUs (from `discover_gpus`, or simulated in tests).
+        cpus: usable CPU cores, divided between workers.
+        workers: CPU workers when there is no GPU (or `--gpus` is empty). Defaults to 1.
+        gpu_ids: the GPUs to use (`--gpus 0,1`); None for all visible ones.
+        trials_per_gpu: trials packed on each GPU. Defaults to `1`.
+
+    Raises:
+        UsageError: `--gpus` names an absent GPU, or `--workers` exceeds the usable cores.
+    """
+    if trials_per_gpu < 1:
+        raise UsageError(f"--trials-per-gpu must be at least 1, got {trials_per_gpu}.")
+    present = {gpu.index: gpu for gpu in gpus}
+    if gpu_ids is not None:
+        absent = [i for i in gpu_ids if i not in present]
+        if absent:
+            shown = ", ".join(str(i) for i in sorted(present)) or "none"
+            raise UsageError(
+                f"--gpus names GPU {', '.join(map(str, absent))}, which is not visible "
+                f"(visible: {shown}); check nvidia-smi and CUDA_VISIBLE_DEVICES."
+            )
+        chosen = [present[i] for i in gpu_ids]
+    else:
+        chosen = list(gpus)
+    if chosen:
+        if workers is not None and workers != len(chosen) * trials_per_gpu:
+            raise UsageError(
+                f"--workers {workers} does not fit {len(chosen)} GPU(s) × --trials-per-gpu "
+                f"{trials_per_gpu}; leave --workers out on GPUs, or pass --gpus '' for CPU."
+            )
+        count = len(chosen) * trials_per_gpu
+        threads = max(1, cpus // count)
+        slots = []
+        for gpu in chosen:
+            for k in range(trials_per_gpu):
+                name = f"gpu{gpu.index}" + (f".{k}" if trials_per_gpu > 1 else "")
+                slots.append(Slot(name, _gpu_env(gpu.index, threads), threads))
+        return slots
+    count = workers or 1
+    if count > cpus:
+        raise UsageError(
+            f"--workers {count} is more than the {cpus} usable CPU core(s); each worker needs "
+            f"at least one core: use --workers {cpus} or fewer."
+        )
+    threads = max(1, cpus // count)
+    return [Slot(f"cpu{i}", _cpu_env(threads), threads) for i in range(count)]
+
+
+def _gpu_env(index: int, threads: int) -> dict[str, str]:
+    return {
+        "CUDA_VISIBLE_DEVICES": str(index),
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        **_thread_env(threads),
+    }
+
+
+def _cpu_env(threads: int) -> dict[str, str]:
+    return {"CUDA_VISIBLE_DEVICES": "-1", **_thread_env(threads)}
+
+
+def _thread_env(threads: int) -> dict[str, str]:
+    return {
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": str(min(2, threads)),
+        "OMP_NUM_THREADS": str(threads),
+    }
+
+
+@dataclass
+class WorkerHandle:
+    """The scheduler's view of one worker process."""
+
+    slot: Slot
+    process: Any
+    conn: Any
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    trial: int | None = None
+    trials_run: int = 0
+    first_rss: float | None = None
+    last_rss: float | None = None
+    ready_info: Any = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid or 0)
+
+
+class WorkerPool:
+    """Worker processes, one per slot, restarted on demand.
+
+    Args:
+        slots: where workers run.
+        setup: what each worker loads.
+    """
+
+    def __init__(self, slots: Sequence[Slot], setup: WorkerSetup) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._setup = setup
+        self.workers: list[WorkerHandle] = []
+        self._slots = list(slots)
+
+    def start(self) -> None:
+        for index, slot in enumerate(self._slots):
+            self.workers.append(self._spawn(slot, preflight=self._setup.preflight and index == 0))
+
+    def _spawn(self, slot: Slot, *, preflight: bool = False) -> WorkerHandle:
+        parent, child = self._context.Pipe(duplex=True)
+        setup = WorkerSetup(**{**self._setup.__dict__, "preflight": preflight})
+        process = self._context.Process(
+            target=worker_main,
+            args=(child, slot, setup, os.getpid()),
+            name=f"automl-worker-{slot.name}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return WorkerHandle(slot=slot, process=process, conn=parent)
+
+    def replace(self, handle: WorkerHandle) -> WorkerHandle:
+        """Stop a worker (if alive) and start a fresh one on its slot."""
+        self._terminate(handle)
+        fresh = self._spawn(handle.slot)
+        self.workers[self.workers.index(handle)] = fresh
+        return fresh
+
+    def wait(self, timeout: float) -> list[tuple[WorkerHandle, Any]]:
+        """Messages that arrived within `timeout` seconds; a dead worker yields ("died", code)."""
+        by_conn = {id(h.conn): h for h in self.workers}
+        ready = wait([h.conn for h in self.workers], timeout=timeout)
+        messages: list[tuple[WorkerHandle, Any]] = []
+        for conn in ready:
+            handle = by_conn[id(conn)]
+            try:
+                messages.append((handle, handle.conn.recv()))
+            except (EOFError, OSError):
+                handle.process.join(timeout=2)
+                messages.append((handle, ("died", handle.process.exitcode)))
+        return messages
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask every worker to stop, then terminate and kill what is left."""
+        for handle in self.workers:
+            with contextlib.suppress(OSError, ValueError):
+                handle.conn.send(("stop",))
+        deadline = time.monotonic() + timeout
+        for handle in self.workers:
+            if handle.trial is None:
+                handle.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for handle in self.workers:
+            self._terminate(handle)
+
+    @staticmethod
+    def _terminate(handle: WorkerHandle) -> None:
+        process = handle.process
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=3)
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(timeout=3)
+        with contextlib.suppress(OSError):
+            handle.conn.close()
+
+
+def describe_exit(code: int | None) -> str:
+    """`exit code 1`, `signal 9 (SIGKILL)`, …"""
+    if code is None:
+        return "an unknown exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "signal"
+        return f"signal {-code} ({name})"
+    return f"exit code {code}"

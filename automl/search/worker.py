@@ -1,0 +1,316 @@
+"""Worker processes: pinned to a device slot before TensorFlow is imported, they run many trials.
+
+A worker never opens the store. It receives a trial request, runs `build(hp)` with every `hp`
+call answered by the scheduler (`RemoteAnswers`), streams each epoch's metrics and waits for
+"continue" or "prune", and sends the result. It exits by itself when the scheduler disappears.
+
+Messages (tuples over a `multiprocessing` pipe):
+    scheduler → worker: ("trial", TrialRequest) · ("answer", value) · ("answer_error", text)
+                        · ("continue",) · ("prune",) · ("stop",)
+    worker → scheduler: ("ready", ReadyInfo) · ("ask", spec dict) · ("epoch", n, metrics)
+                        · ("done", TrialResult, rss_mib) · ("fatal", text)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from automl.errors import AutoMLError, SpaceError, one_line
+from automl.search.runner import EpochHook, TrialResult
+from automl.spaces.hyperparameters import Answers, ParamSpec, Value
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A device slot: where one worker runs.
+
+    Attributes:
+        name: `cpu0`, `gpu1`, or `gpu1.2` for the third trial packed on GPU 1.
+        env: environment set before TensorFlow is imported (`CUDA_VISIBLE_DEVICES`, threads).
+        threads: TensorFlow intra-op threads, or None for TensorFlow's default.
+    """
+
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker of a search loads once.
+
+    Attributes:
+        space_path: the space file.
+        dataset_path: the prepared dataset (`.npz`) the scheduler wrote.
+        objective: (metric, direction).
+        executor: `"keras"`, `"function"` (plain-Python spaces, no TensorFlow), or
+            `"module:factory"` for a custom executor.
+        preflight: record the whole space and build the default model before the first trial.
+        patience: early-stopping patience, or None.
+    """
+
+    space_path: str
+    dataset_path: str
+    objective: tuple[str, str]
+    executor: str = "keras"
+    preflight: bool = False
+    patience: int | None = 5
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """One trial to run.
+
+    Attributes:
+        number: the trial number.
+        seed: its seed.
+        epochs: its epoch budget.
+        checkpoint: where to keep its best-epoch model, or None.
+        checkpoint_threshold: write the checkpoint only when the trial's best value beats this
+            (the study's current k-th best), so most trials never write one.
+    """
+
+    number: int
+    seed: int
+    epochs: int
+    checkpoint: str | None = None
+    checkpoint_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ReadyInfo:
+    """What a worker reports once it can take trials."""
+
+    pid: int
+    slot: str
+    env: Mapping[str, str]
+    specs: tuple[dict[str, Any], ...] = ()
+    seconds: float = 0.0
+
+
+class Executor(Protocol):
+    """Runs trials inside a worker (Keras by default; benchmarks plug in trivial ones)."""
+
+    def preflight(self) -> list[ParamSpec]: ...
+
+    def run(self, request: TrialRequest, answers: Answers, on_epoch: EpochHook) -> TrialResult: ...
+
+
+class KerasExecutor:
+    """Trains Keras models with the trial runner; TensorFlow is imported here, once."""
+
+    def __init__(self, setup: WorkerSetup, slot: Slot) -> None:
+        from automl.data import load_saved_dataset
+        from automl.spaces import Objective, load_space
+        from automl.tfruntime import import_tensorflow
+
+        import_tensorflow(threads=slot.threads)
+        self.space = load_space(setup.space_path)
+        self.dataset = load_saved_dataset(setup.dataset_path)
+        self.objective = Objective(*setup.objective)  # type: ignore[arg-type]
+        self.patience = setup.patience
+
+    def preflight(self) -> list[ParamSpec]:
+        import keras
+
+        from automl.spaces import HyperParameters, SpaceInfo, explore_space
+
+        info = SpaceInfo(
+            self.dataset.input_shape,
+            self.dataset.num_classes,
+            self.dataset.class_names,
+            len(self.dataset.train),
+            1,
+        )
+
+        def run(hp: HyperParameters) -> None:
+            keras.backend.clear_session()
+            self.space.build(hp, info)
+
+        specs = list(explore_space(run).specs)
+        keras.backend.clear_session()
+        return specs
+
+    def run(self, request: TrialRequest, answers: Answers, on_epoch: EpochHook) -> TrialResult:
+        from automl.search.runner import run_trial
+
+        return run_trial(
+            self.space,
+            self.dataset,
+            answers,
+            epochs=request.epochs,
+            seed=request.seed,
+            objective=self.objective,
+            on_epoch=on_epoch,
+            checkpoint=Path(request.checkpoint) if request.checkpoint else None,
+            checkpoint_threshold=request.checkpoint_threshold,
+            patience=self.patience,
+        )
+
+
+class FunctionExecutor:
+    """Runs plain-Python spaces with no TensorFlow: `build(hp)` returns an iterable of
+    per-epoch objective values (a generator may sleep to stand in for training).
+
+    It drives the same scheduler, pool, pruning and store as Keras trials, so scheduler
+    benchmarks (B1) and fault tests measure our orchestration and nothing else.
+    """
+
+    def __init__(self, setup: WorkerSetup, slot: Slot) -> None:
+        import importlib.util
+
+        from automl.spaces import Objective
+
+        spec = importlib.util.spec_from_file_location("automl_function_space", setup.space_path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.build = module.build
+        self.objective = Objective(*setup.objective)  # type: ignore[arg-type]
+
+    def preflight(self) -> list[ParamSpec]:
+        from automl.spaces import explore_space
+
+        # The space can tell a recording run from a trial (e.g. to log trials only).
+        os.environ["AUTOML_PREFLIGHT"] = "1"
+        try:
+            return list(explore_space(lambda hp: next(iter(self.build(hp)), None)).specs)
+        finally:
+            del os.environ["AUTOML_PREFLIGHT"]
+
+    def run(self, request: TrialRequest, answers: Answers, on_epoch: EpochHook) -> TrialResult:
+        from automl.search.runner import EpochTracker, FailureKind, failed_result
+        from automl.spaces import HyperParameters
+
+        started = time.perf_counter()
+        hp = HyperParameters(answers)
+        tracker = EpochTracker(self.objective, on_epoch, None)
+        try:
+            tracker.begin_epoch()
+            for epoch, value in enumerate(self.build(hp), start=1):
+                if epoch > request.epochs:
+                    break
+                if not tracker.end_epoch(None, epoch, {self.objective.metric: value}):
+                    break
+                tracker.begin_epoch()
+        except SpaceError as exc:
+            return failed_result(hp, FailureKind.BUILD, str(exc), started, exc, tracker)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {one_line(exc)}"
+            return failed_result(hp, FailureKind.ERROR, reason, started, exc, tracker)
+        return tracker.result(hp.values, {"total": time.perf_counter() - started})
+
+
+class RemoteAnswers:
+    """Answers `hp` calls by asking the scheduler's Optuna trial over the pipe."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def answer(self, spec: ParamSpec) -> Value:
+        self._conn.send(("ask", spec.to_dict()))
+        reply = self._conn.recv()
+        if reply[0] == "answer":
+            return reply[1]
+        raise SpaceError(f"{spec.location}: {reply[1]}")
+
+
+def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> None:
+    """Entry point of a worker process (spawned; nothing of the parent is inherited)."""
+    os.environ.update(slot.env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    _exit_with_parent(parent_pid)
+    started = time.perf_counter()
+    try:
+        executor = _make_executor(setup, slot)
+        specs = [s.to_dict() for s in executor.preflight()] if setup.preflight else []
+    except AutoMLError as exc:
+        conn.send(("fatal", str(exc)))
+        return
+    except Exception as exc:
+        conn.send(
+            ("fatal", f"worker {slot.name} could not start: {type(exc).__name__}: {one_line(exc)}")
+        )
+        return
+    shown_env = {k: os.environ.get(k, "") for k in sorted(slot.env)}
+    conn.send(
+        (
+            "ready",
+            ReadyInfo(
+                os.getpid(), slot.name, shown_env, tuple(specs), time.perf_counter() - started
+            ),
+        )
+    )
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        if message[0] != "trial":
+            continue
+        request: TrialRequest = message[1]
+
+        def on_epoch(epoch: int, metrics: Mapping[str, float]) -> bool:
+            conn.send(("epoch", epoch, dict(metrics)))
+            reply = conn.recv()
+            return bool(reply[0] == "continue")
+
+        result = executor.run(request, RemoteAnswers(conn), on_epoch)
+        conn.send(("done", result, resident_mib()))
+
+
+def _make_executor(setup: WorkerSetup, slot: Slot) -> Executor:
+    if setup.executor == "keras":
+        return KerasExecutor(setup, slot)
+    if setup.executor == "function":
+        return FunctionExecutor(setup, slot)
+    module_name, _, factory = setup.executor.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, factory)(setup, slot)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Die within a second when the scheduler dies, even `kill -9`: no orphan keeps a GPU."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(3)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="automl-parent-watch", daemon=True).start()
+
+
+def resident_mib() -> float:
+    """This process's resident memory in MiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,0 +1,114 @@
+"""The artifact folder of a study (`runs/<study>/` beside the database).
+
+Holds the prepared dataset, per-trial histories, best-epoch checkpoints of the leading trials
+(a bounded number), retrained models, exports and the report. Every file is written atomically:
+a temporary file in the same folder, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from automl.errors import StoreError
+
+
+class ArtifactStore:
+    """Paths and atomic writes under one study's folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.root / "dataset.npz"
+
+    def checkpoint_path(self, number: int) -> Path:
+        return self.root / "checkpoints" / f"trial-{number}.keras"
+
+    def history_path(self, number: int) -> Path:
+        return self.root / "histories" / f"trial-{number}.json"
+
+    @property
+    def retrain_dir(self) -> Path:
+        return self.root / "retrain"
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / "report.html"
+
+    def checkpoints(self) -> dict[int, Path]:
+        folder = self.root / "checkpoints"
+        found = {}
+        for path in folder.glob("trial-*.keras") if folder.is_dir() else ():
+            number = path.stem.removeprefix("trial-")
+            if number.isdigit():
+                found[int(number)] = path
+        return found
+
+    def keep_checkpoints(self, keep: Iterable[int]) -> list[int]:
+        """Delete the checkpoints of trials not in `keep`; returns the numbers deleted."""
+        wanted = set(keep)
+        removed = []
+        for number, path in self.checkpoints().items():
+            if number not in wanted:
+                path.unlink(missing_ok=True)
+                removed.append(number)
+        return sorted(removed)
+
+    def write_json(self, path: Path, data: Any) -> None:
+        write_atomically(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+
+    def read_json(self, path: Path) -> Any:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def history(self, number: int) -> list[dict[str, float]] | None:
+        """A trial's per-epoch metrics, if its history was written."""
+        path = self.history_path(number)
+        if not path.is_file():
+            return None
+        try:
+            data = self.read_json(path)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, list) else None
+
+    @contextlib.contextmanager
+    def search_lock(self) -> Iterator[None]:
+        """One search at a time per study on this storage (SQLite): the second is refused."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".search.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held for the whole search
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise StoreError(
+                    f"study '{self.root.name}' is being searched right now ({holder}); wait for "
+                    "that search to end, or use --study NEW for a separate study."
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

@@ -1,0 +1,142 @@
+"""Read models: what the rest of the program (CLI tables, reports, deploy) reads about a study.
+
+They are plain frozen dataclasses built from Optuna's frozen trials, so reports never touch
+Optuna objects and can be tested with hand-made records.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+Value = int | float | str | bool | None
+
+
+class TrialState(str, Enum):
+    """A trial's state, in ranking order."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    RUNNING = "running"
+    WAITING = "waiting"
+
+    @property
+    def finished(self) -> bool:
+        """Complete and pruned trials count toward `--trials`."""
+        return self in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the program reads it.
+
+    Attributes:
+        number: Optuna's trial number (0-based, as `optuna trials` shows it).
+        state: complete, pruned, failed, running or waiting.
+        value: the objective (best epoch for complete trials, last epoch for pruned ones).
+        params: the sampled parameters.
+        intermediate: objective value per epoch (1-based).
+        best_epoch: 1-based epoch of the best objective value.
+        epochs_run: epochs trained.
+        params_count: the model's parameter count.
+        started: when the trial started.
+        completed: when it ended.
+        slot: the worker slot that ran it (`cpu0`, `gpu1`, …).
+        failure: why it failed.
+        retry_of: the trial this one retries, if any.
+        timings: seconds spent building, training, in total, per epoch.
+    """
+
+    number: int
+    state: TrialState
+    value: float | None = None
+    params: Mapping[str, Value] = field(default_factory=dict)
+    intermediate: Mapping[int, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    params_count: int | None = None
+    started: datetime | None = None
+    completed: datetime | None = None
+    slot: str | None = None
+    failure: str | None = None
+    retry_of: int | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        """Wall seconds from start to end (None while running)."""
+        if self.started is None or self.completed is None:
+            return None
+        return (self.completed - self.started).total_seconds()
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study with everything stored to reproduce and report it.
+
+    Attributes:
+        name: the study name.
+        metric: the objective metric (`val_accuracy`, …).
+        direction: `maximize` or `minimize`.
+        space: path, sha256 and source of the space file.
+        data: source, hash, shapes, sizes, classes of the data.
+        settings: the settings of the latest run (epochs, sampler, pruner, …).
+        runs: one entry per `automl search` run of the study (start, host, versions, target).
+        trials: every trial, in number order.
+    """
+
+    name: str
+    metric: str
+    direction: str
+    space: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    runs: tuple[Mapping[str, Any], ...] = ()
+    trials: tuple[TrialRecord, ...] = ()
+
+    def counts(self) -> dict[TrialState, int]:
+        counts = dict.fromkeys(TrialState, 0)
+        for trial in self.trials:
+            counts[trial.state] += 1
+        return counts
+
+    @property
+    def finished(self) -> int:
+        return sum(1 for t in self.trials if t.state.finished)
+
+    def ranked(self) -> list[TrialRecord]:
+        """Trials ranked by state (complete, pruned, failed, running, waiting), then objective
+        (best first), then cost (fewer epochs, then fewer parameters)."""
+        order = list(TrialState)
+        sign = -1.0 if self.direction == "maximize" else 1.0
+
+        def key(trial: TrialRecord) -> tuple[float, ...]:
+            value = trial.value
+            objective = sign * value if value is not None and math.isfinite(value) else math.inf
+            return (
+                float(order.index(trial.state)),
+                objective,
+                float(trial.epochs_run),
+                float(trial.params_count or 0),
+                float(trial.number),
+            )
+
+        return sorted(self.trials, key=key)
+
+    def best(self) -> TrialRecord | None:
+        """The best complete trial."""
+        ranked = self.ranked()
+        return ranked[0] if ranked and ranked[0].state is TrialState.COMPLETE else None
+
+    def wall_time(self) -> float | None:
+        """Seconds from the first trial's start to the last trial's end."""
+        starts = [t.started for t in self.trials if t.started is not None]
+        ends = [t.completed for t in self.trials if t.completed is not None]
+        if not starts or not ends:
+            return None
+        return (max(ends) - min(starts)).total_seconds()

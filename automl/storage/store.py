@@ -1,0 +1,286 @@
+"""The study store: Optuna's `RDBStorage` over SQLAlchemy (SQLite by default, PostgreSQL for
+several machines), plus the attributes that make a study reproducible.
+
+The database stays a standard Optuna database (the `optuna` CLI and optuna-dashboard read it);
+our own facts live in study and trial user attributes under `automl:` keys, as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl.errors import StoreError, one_line
+from automl.storage.artifacts import ArtifactStore
+from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.urls import check_storage_url, check_study_name, redact_url
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+
+# Study attributes.
+SPACE, DATA, OBJECTIVE, SETTINGS, RUNS = (
+    "automl:space",
+    "automl:data",
+    "automl:objective",
+    "automl:settings",
+    "automl:runs",
+)
+# Trial attributes.
+BEST_EPOCH, EPOCHS_RUN, PARAMS_COUNT, TIMINGS = (
+    "automl:best_epoch",
+    "automl:epochs_run",
+    "automl:params_count",
+    "automl:timings",
+)
+SLOT, FAILURE, FAILURE_KIND, RETRY_OF, OWNER = (
+    "automl:slot",
+    "automl:failure",
+    "automl:failure_kind",
+    "automl:retry_of",
+    "automl:owner",
+)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """One line of `automl studies`."""
+
+    name: str
+    counts: Mapping[TrialState, int]
+    best_value: float | None
+    direction: str
+    last_update: datetime | None
+
+
+class StudyStore:
+    """Opens a storage URL and gives studies, records and artifact folders.
+
+    Args:
+        url: an SQLAlchemy URL.
+        create: create the database (and, for the default location, its folder) if missing;
+            readers pass False and never write. Defaults to `False`.
+        create_folder: create the folder of a SQLite file. Defaults to `False`.
+        heartbeat_interval: seconds between heartbeats of running trials, so that another
+            host can fail the trials of a scheduler that disappeared; None for none.
+            Defaults to `None`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = False,
+        create_folder: bool = False,
+        heartbeat_interval: int | None = None,
+    ) -> None:
+        self.shown_url = redact_url(url)
+        sqlite_path = _sqlite_path(url) if url.startswith("sqlite") else None
+        if sqlite_path is not None and not create and not sqlite_path.exists():
+            raise StoreError(
+                f"no study store at {sqlite_path} (nothing has been searched there yet); "
+                "run automl search first, or pass --storage / set AUTOML_STORAGE."
+            )
+        self.url = check_storage_url(url, create_folder=create_folder)
+        self.sqlite_path = _sqlite_path(self.url)
+        self.storage = self._open(create, heartbeat_interval)
+
+    def _open(self, create: bool, heartbeat_interval: int | None) -> Any:
+        import optuna
+        import sqlalchemy.exc
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        engine_kwargs: dict[str, Any] = {}
+        if self.sqlite_path is not None:
+            # A long busy timeout: readers and the writer never fail with "database is locked".
+            engine_kwargs["connect_args"] = {"timeout": 60}
+            if create:
+                _enable_wal(self.sqlite_path)
+        else:
+            engine_kwargs["pool_pre_ping"] = True
+        try:
+            return optuna.storages.RDBStorage(
+                self.url,
+                engine_kwargs=engine_kwargs,
+                skip_table_creation=not create,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=3 * heartbeat_interval if heartbeat_interval else None,
+            )
+        except (
+            sqlalchemy.exc.SQLAlchemyError,
+            optuna.exceptions.OptunaError,
+            RuntimeError,
+            ValueError,
+        ) as exc:
+            if not create and "no such table" in str(exc.__cause__ or exc):
+                raise StoreError(
+                    f"the study store {self.shown_url} is still being created by a search "
+                    "that just started; try again in a moment."
+                ) from exc
+            raise StoreError(
+                f"cannot open the study store {self.shown_url}: {redact_url(one_line(exc, 300))}"
+            ) from exc
+
+    # -- studies ----------------------------------------------------------------------------
+
+    def study_names(self) -> list[str]:
+        import optuna
+
+        return sorted(s.study_name for s in optuna.get_all_study_summaries(self.storage))
+
+    def load_study(self, name: str) -> optuna.Study:
+        """An existing study; the error lists the studies that exist."""
+        import optuna
+
+        check_study_name(name)
+        try:
+            return optuna.load_study(study_name=name, storage=self.storage)
+        except KeyError as exc:
+            names = self.study_names()
+            listed = ", ".join(names) if names else "none yet"
+            raise StoreError(
+                f"no study named {name!r} in {self.shown_url}; studies there: {listed}."
+            ) from exc
+
+    def summaries(self) -> list[StudySummary]:
+        """Name, trials by state, best value and last update of every study."""
+        import optuna
+
+        summaries = []
+        for study in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
+            trials = self.storage.get_all_trials(study._study_id, deepcopy=False)
+            counts = dict.fromkeys(TrialState, 0)
+            best: float | None = None
+            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            last: datetime | None = None
+            for trial in trials:
+                state = _state(trial.state)
+                counts[state] += 1
+                if (
+                    state is TrialState.COMPLETE
+                    and trial.value is not None
+                    and (best is None or (trial.value > best if maximize else trial.value < best))
+                ):
+                    best = trial.value
+                moment = trial.datetime_complete or trial.datetime_start
+                if moment is not None and (last is None or moment > last):
+                    last = moment
+            summaries.append(
+                StudySummary(
+                    name=study.study_name,
+                    counts=counts,
+                    best_value=best,
+                    direction="maximize" if maximize else "minimize",
+                    last_update=last,
+                )
+            )
+        return sorted(summaries, key=lambda s: s.name)
+
+    def record(self, name: str) -> StudyRecord:
+        """The read model of a study."""
+        study = self.load_study(name)
+        attrs = study.user_attrs
+        objective = attrs.get(OBJECTIVE) or {}
+        direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+        trials = self.storage.get_all_trials(study._study_id, deepcopy=False)
+        return StudyRecord(
+            name=name,
+            metric=objective.get("metric", "value"),
+            direction=objective.get("direction", direction),
+            space=attrs.get(SPACE) or {},
+            data=attrs.get(DATA) or {},
+            settings=attrs.get(SETTINGS) or {},
+            runs=tuple(attrs.get(RUNS) or ()),
+            trials=tuple(trial_record(t) for t in trials),
+        )
+
+    def artifacts(self, name: str) -> ArtifactStore:
+        """The artifact folder of a study: `runs/<study>/` beside a SQLite database."""
+        check_study_name(name)
+        if self.sqlite_path is not None:
+            base = self.sqlite_path.parent
+        else:
+            base = Path(os.environ.get("AUTOML_ARTIFACTS", "runs"))
+        return ArtifactStore(base / name)
+
+
+def trial_record(trial: Any) -> TrialRecord:
+    """A `TrialRecord` from an Optuna `FrozenTrial`."""
+    attrs = trial.user_attrs
+    state = _state(trial.state)
+    intermediate = {int(step): float(v) for step, v in trial.intermediate_values.items()}
+    epochs_run = int(attrs.get(EPOCHS_RUN, max(intermediate, default=0)))
+    return TrialRecord(
+        number=trial.number,
+        state=state,
+        value=trial.value if state.finished else None,
+        params=dict(trial.params),
+        intermediate=intermediate,
+        best_epoch=attrs.get(BEST_EPOCH),
+        epochs_run=epochs_run,
+        params_count=attrs.get(PARAMS_COUNT),
+        started=trial.datetime_start,
+        completed=trial.datetime_complete,
+        slot=attrs.get(SLOT),
+        failure=attrs.get(FAILURE),
+        retry_of=attrs.get(RETRY_OF),
+        timings=attrs.get(TIMINGS) or {},
+    )
+
+
+def _state(state: Any) -> TrialState:
+    return {
+        "COMPLETE": TrialState.COMPLETE,
+        "PRUNED": TrialState.PRUNED,
+        "FAIL": TrialState.FAILED,
+        "RUNNING": TrialState.RUNNING,
+        "WAITING": TrialState.WAITING,
+    }[state.name]
+
+
+def owner_tag() -> dict[str, Any]:
+    """Who runs a trial: host and scheduler process, to tell a dead scheduler from a live one."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def owner_is_alive(owner: Mapping[str, Any] | None) -> bool:
+    """Whether the scheduler that owns a trial still runs (only knowable on this host)."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return True  # another host: its heartbeat decides
+    pid = int(owner.get("pid", 0))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def _enable_wal(path: Path) -> None:
+    """WAL lets readers (`automl show`, reports) read while the search writes."""
+    connection = sqlite3.connect(path, timeout=60)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()

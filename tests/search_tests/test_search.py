@@ -1,0 +1,482 @@
+"""The scheduler, pool and store end to end, with the function executor (no TensorFlow in the
+workers) so that scheduling, faults and resume are tested quickly and for real: real processes,
+real Optuna, real SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automl.errors import AutoMLError, StoreError, UsageError
+from automl.search.devices import Gpu
+from automl.search.scheduler import SearchConfig, run_search
+from automl.storage.records import TrialState
+from automl.storage.store import StudyStore
+
+from ..conftest import REPO
+
+SPACE = Path(__file__).with_name("function_space.py")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh working folder with its own store and a copy of the function space."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOML_STORAGE", raising=False)
+    for name in ("AUTOML_TEST_LOG", "AUTOML_TEST_DELAY", "AUTOML_TEST_FAIL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "space.py").write_text(SPACE.read_text())
+    yield tmp_path
+
+
+def config(**changes: Any) -> SearchConfig:
+    base: dict[str, Any] = {"space": "space.py", "trials": 4, "executor": "function", "epochs": 3}
+    return SearchConfig(**{**base, **changes})
+
+
+def store(workdir: Path) -> StudyStore:
+    return StudyStore(f"sqlite:///{workdir / 'runs' / 'automl.db'}")
+
+
+def log_entries(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def fake_gpus(count: int) -> Any:
+    return lambda: [Gpu(index=i, name="Simulated GPU", memory_mib=16000) for i in range(count)]
+
+
+# -- devices --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_simulated_gpus_pin_one_worker_each_and_keep_all_busy(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    log = workdir / "log.jsonl"
+    monkeypatch.setenv("AUTOML_TEST_LOG", str(log))
+    monkeypatch.setenv("AUTOML_TEST_DELAY", "0.3")
+    summary = run_search(
+        config(trials=2 * count, pruner="none"), gpu_probe=fake_gpus(count), cpus=8
+    )
+    assert summary.record.finished == 2 * count
+    entries = log_entries(log)
+    assert len(entries) == 2 * count
+    by_pid: dict[int, set[str]] = {}
+    for entry in entries:
+        by_pid.setdefault(entry["pid"], set()).add(entry["cuda"])
+        assert entry["threads"] == str(8 // count)
+    # One process per GPU, each pinned to its own device.
+    assert sorted(cuda for devices in by_pid.values() for cuda in devices) == [
+        str(i) for i in range(count)
+    ]
+    # All slots busy at once: at some moment `count` trials overlapped.
+    moments = sorted(e["start"] + 0.01 for e in entries)
+    concurrent = max(sum(1 for e in entries if e["start"] <= m < e["end"]) for m in moments)
+    assert concurrent == count
+    assert set(summary.utilisation) == {f"gpu{i}" for i in range(count)}
+
+
+def test_trials_per_gpu_packs_slots(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = workdir / "log.jsonl"
+    monkeypatch.setenv("AUTOML_TEST_LOG", str(log))
+    monkeypatch.setenv("AUTOML_TEST_DELAY", "0.2")
+    summary = run_search(
+        config(trials=4, trials_per_gpu=2, pruner="none"), gpu_probe=fake_gpus(2), cpus=4
+    )
+    assert set(summary.utilisation) == {"gpu0.0", "gpu0.1", "gpu1.0", "gpu1.1"}
+    devices = sorted(e["cuda"] for e in log_entries(log))
+    assert devices == ["0", "0", "1", "1"]
+
+
+def test_cpu_workers_split_threads(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = workdir / "log.jsonl"
+    monkeypatch.setenv("AUTOML_TEST_LOG", str(log))
+    run_search(config(trials=2, workers=2), gpu_probe=fake_gpus(0), cpus=2)
+    assert {(e["cuda"], e["threads"]) for e in log_entries(log)} == {("-1", "1")}
+
+
+def test_device_errors(workdir: Path) -> None:
+    with pytest.raises(
+        UsageError, match=r"--gpus names GPU 3, which is not visible \(visible: 0, 1\)"
+    ):
+        run_search(config(gpus=(3,)), gpu_probe=fake_gpus(2), cpus=2)
+    with pytest.raises(UsageError, match=r"--workers 5 is more than the 2 usable CPU core\(s\)"):
+        run_search(config(workers=5), gpu_probe=fake_gpus(0), cpus=2)
+
+
+# -- budget, resume and hashes --------------------------------------------------------------------
+
+
+def test_resume_to_a_larger_total(workdir: Path) -> None:
+    first = run_search(config(trials=3), gpu_probe=fake_gpus(0))
+    assert first.record.finished == 3
+    before = {t.number: (t.state, t.value) for t in first.record.trials}
+    started: list[Any] = []
+
+    class Observer:
+        def search_started(self, start: Any) -> None:
+            started.append(start)
+
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args: None
+
+    second = run_search(config(trials=5), Observer(), gpu_probe=fake_gpus(0))  # type: ignore[arg-type]
+    assert started[0].resumed and started[0].finished == 3 and started[0].target == 5
+    assert second.record.finished == 5
+    after = {t.number: (t.state, t.value) for t in second.record.trials}
+    assert {n: after[n] for n in before} == before  # finished trials unchanged
+    third = run_search(config(trials=5), gpu_probe=fake_gpus(0))
+    assert len(third.record.trials) == 5  # target reached: nothing more runs
+
+
+def test_changed_space_is_refused(workdir: Path) -> None:
+    run_search(config(trials=1), gpu_probe=fake_gpus(0))
+    space = workdir / "space.py"
+    space.write_text(space.read_text() + "\n# changed\n")
+    with pytest.raises(StoreError) as caught:
+        run_search(config(trials=2), gpu_probe=fake_gpus(0))
+    message = str(caught.value)
+    assert "the space file changed" in message
+    assert "--allow-space-change" in message and "--study NEW" in message
+    summary = run_search(config(trials=2, allow_space_change=True), gpu_probe=fake_gpus(0))
+    assert summary.record.finished == 2
+
+
+def test_changed_data_is_refused(workdir: Path) -> None:
+    from automl.data import DataOptions
+
+    run_search(config(trials=1), gpu_probe=fake_gpus(0))
+    with pytest.raises(StoreError, match=r"the data changed"):
+        run_search(config(trials=2, data_options=DataOptions(seed=5)), gpu_probe=fake_gpus(0))
+
+
+def test_study_records_what_reproduces_it(workdir: Path) -> None:
+    summary = run_search(config(trials=2, seed=3), gpu_probe=fake_gpus(0))
+    record = summary.record
+    assert record.space["sha256"] and "def build(hp)" in record.space["source"]
+    assert {p["name"] for p in record.space["parameters"]} == {"x", "kind", "shift"}
+    assert record.data["source"] == "digits" and len(record.data["sha256"]) == 64
+    assert record.settings["seed"] == 3 and record.settings["sampler"] == "tpe"
+    assert record.runs[-1]["versions"]["optuna"]
+    history = json.loads((workdir / "runs" / "space" / "histories" / "trial-0.json").read_text())
+    assert len(history) >= 1 and "score" in history[0]
+
+
+def test_optuna_cli_reads_the_store(workdir: Path) -> None:
+    run_search(config(trials=2, study="readable"), gpu_probe=fake_gpus(0))
+    url = f"sqlite:///{workdir / 'runs' / 'automl.db'}"
+    optuna_cli = [sys.executable, "-c", "from optuna.cli import main; main()"]
+    studies = subprocess.run(
+        [*optuna_cli, "studies", "--storage", url], capture_output=True, text=True, timeout=120
+    )
+    assert studies.returncode == 0, studies.stderr
+    assert "readable" in studies.stdout
+    trials = subprocess.run(
+        [*optuna_cli, "trials", "--study-name", "readable", "--storage", url, "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert trials.returncode == 0, trials.stderr
+    rows = json.loads(trials.stdout)
+    assert len(rows) == 2 and all(row["state"] in ("COMPLETE", "PRUNED") for row in rows)
+
+
+# -- engines --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["random", "cmaes", "qmc", "tpe"])
+def test_samplers_run(workdir: Path, sampler: str) -> None:
+    summary = run_search(
+        config(trials=3, sampler=sampler, study=f"s-{sampler}"), gpu_probe=fake_gpus(0)
+    )
+    assert summary.record.finished == 3
+
+
+def test_grid_sampler_needs_discrete_parameters(workdir: Path) -> None:
+    with pytest.raises(AutoMLError, match=r"--sampler grid needs discrete parameters.*'x'"):
+        run_search(config(trials=2, sampler="grid"), gpu_probe=fake_gpus(0))
+
+
+def test_hyperband_prunes_bad_trials(workdir: Path) -> None:
+    summary = run_search(config(trials=20, epochs=9, sampler="random"), gpu_probe=fake_gpus(0))
+    counts = summary.record.counts()
+    assert counts[TrialState.PRUNED] > 0 and counts[TrialState.COMPLETE] > 0
+    for trial in summary.record.trials:
+        if trial.state is TrialState.COMPLETE:
+            assert trial.epochs_run == 9
+        if trial.state is TrialState.PRUNED:
+            assert trial.epochs_run < 9
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+def test_nan_fails_the_trial_and_never_wins(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOML_TEST_FAIL", "nan")
+    with pytest.raises(AutoMLError, match=r"3 consecutive trials failed \(last: loss became NaN"):
+        run_search(config(trials=5, max_failures=3), gpu_probe=fake_gpus(0))
+    record = store(workdir).record("space")
+    assert record.counts()[TrialState.FAILED] == 3
+    assert all(t.failure == "loss became NaN at epoch 2" for t in record.trials)
+    assert record.best() is None
+
+
+def test_exception_in_build_fails_trials_then_stops(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOML_TEST_FAIL", "build")
+    with pytest.raises(AutoMLError) as caught:
+        run_search(config(trials=5, max_failures=2), gpu_probe=fake_gpus(0))
+    assert "2 consecutive trials failed" in str(caught.value)
+    assert "raise --max-failures" in str(caught.value)
+    record = store(workdir).record("space")
+    assert all("this space always fails" in (t.failure or "") for t in record.trials)
+
+
+def _scheduler(
+    workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`automl search` on the function space in its own process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "automl",
+            "search",
+            "space.py",
+            "--executor",
+            "function",
+            "--epochs",
+            "5",
+            *args,
+        ],
+        cwd=workdir,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def _running_workers(scheduler_pid: int) -> list[int]:
+    """Worker processes of a scheduler (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{scheduler_pid}/task/{scheduler_pid}/children")
+    try:
+        pids = [int(p) for p in children.read_text().split()]
+    except OSError:
+        return []
+    workers = []
+    for pid in pids:
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(pid)
+        except OSError:
+            continue
+    return workers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def _running_trials(workdir: Path) -> int:
+    try:
+        return store(workdir).record("space").counts()[TrialState.RUNNING]
+    except AutoMLError:  # no store or no study yet
+        return 0
+
+
+def _finished(workdir: Path) -> int:
+    try:
+        return store(workdir).record("space").finished
+    except AutoMLError:
+        return 0
+
+
+def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
+    """F1: kill -9 a worker three times; each trial fails and is retried, the study finishes."""
+    scheduler = _scheduler(
+        workdir, "--trials", "6", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
+    )
+    killed = 0
+    while killed < 3:
+        _wait_for(lambda: _running_trials(workdir) == 1)
+        time.sleep(0.5)  # mid-trial
+        workers = _wait_for(lambda: _running_workers(scheduler.pid))
+        os.kill(workers[0], signal.SIGKILL)
+        killed += 1
+        _wait_for(lambda: _running_trials(workdir) == 0 or scheduler.poll() is not None)
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, err
+    record = store(workdir).record("space")
+    assert record.finished == 6
+    failed = [t for t in record.trials if t.state is TrialState.FAILED]
+    assert len(failed) == 3
+    assert all("died (signal 9 (SIGKILL))" in (t.failure or "") for t in failed)
+    # Each failed trial is retried once with the same parameters (a retry is not retried).
+    retried = {t.retry_of for t in record.trials if t.retry_of is not None}
+    assert retried == {t.number for t in failed if t.retry_of is None}
+    by_number = {t.number: t for t in record.trials}
+    for trial in record.trials:
+        if trial.retry_of is not None:
+            assert trial.params == by_number[trial.retry_of].params
+    assert "starting a new worker" in out
+
+
+def test_scheduler_killed_then_rerun(workdir: Path) -> None:
+    """F2: kill -9 the scheduler: workers exit by themselves; a rerun loses no finished trial."""
+    scheduler = _scheduler(
+        workdir, "--trials", "5", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
+    )
+    _wait_for(lambda: _finished(workdir) >= 2)
+    _wait_for(lambda: _running_trials(workdir) == 1)
+    workers = _running_workers(scheduler.pid)
+    assert workers
+    before = {t.number: t.value for t in store(workdir).record("space").trials if t.state.finished}
+    scheduler.send_signal(signal.SIGKILL)
+    scheduler.wait(timeout=10)
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=5)
+    assert _running_trials(workdir) == 1  # left RUNNING by the dead scheduler
+    rerun = _scheduler(workdir, "--trials", "5", "--pruner", "none")
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert "Re-queued trial(s)" in out
+    record = store(workdir).record("space")
+    assert record.finished == 5
+    assert {n: v for n, v in before.items()} == {
+        t.number: t.value for t in record.trials if t.number in before
+    }
+    stale = [t for t in record.trials if t.failure == "the scheduler stopped while it ran"]
+    assert len(stale) == 1
+    assert any(t.retry_of == stale[0].number and t.state.finished for t in record.trials)
+
+
+def test_ctrl_c_records_running_trials_and_exits_130(workdir: Path) -> None:
+    """F3: SIGINT stops workers, records the running trial (not RUNNING), exit 130, resumable."""
+    scheduler = _scheduler(
+        workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.5"}
+    )
+    _wait_for(lambda: _running_trials(workdir) == 1)
+    workers = _running_workers(scheduler.pid)
+    scheduler.send_signal(signal.SIGINT)
+    out, err = scheduler.communicate(timeout=60)
+    assert scheduler.returncode == 130, err
+    assert "run the same command again to resume" in out
+    record = store(workdir).record("space")
+    assert record.counts()[TrialState.RUNNING] == 0
+    assert [t.failure for t in record.trials if t.state is TrialState.FAILED] == [
+        "interrupted (Ctrl-C)"
+    ]
+    assert record.counts()[TrialState.WAITING] == 1  # re-queued for the resume
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    resumed = _scheduler(workdir, "--trials", "4", "--pruner", "none")
+    resumed.communicate(timeout=120)
+    assert resumed.returncode == 0
+    assert store(workdir).record("space").finished == 4
+
+
+def test_second_search_on_the_same_sqlite_study_is_refused_and_readers_work(
+    workdir: Path,
+) -> None:
+    """F5 and F6: a second search is refused clearly; `automl show` reads during the search."""
+    scheduler = _scheduler(
+        workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
+    )
+    _wait_for(lambda: _running_trials(workdir) == 1)
+    second = _scheduler(workdir, "--trials", "4")
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 2
+    assert "is being searched right now" in err and "--study NEW" in err
+    for _ in range(3):
+        show = subprocess.run(
+            [sys.executable, "-m", "automl", "show", "space"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert show.returncode == 0, show.stderr
+        assert "Study 'space'" in show.stdout
+    _out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, err
+    assert store(workdir).record("space").finished == 4
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "--trials must be at least 1, got 0"),
+        (["--trials", "-5"], "--trials must be at least 1, got -5"),
+        (["--trials", "abc"], "--trials needs a whole number, got 'abc'"),
+        (["--timeout", "soon"], "--timeout needs a duration like 90m"),
+        (["--workers", "64"], "--workers 64 is more than the"),
+        (["--gpus", "7"], "--gpus names GPU 7, which is not visible"),
+        (["--study", "../escape"], "study name '../escape' is not allowed"),
+        (["--study", "a/b"], "study name 'a/b' is not allowed"),
+        (["--study=-rf"], "study name '-rf' is not allowed"),
+        (["--study", "x" * 129], "is not allowed"),
+        (["--storage", "postgres://u:secret@h/db"], "write postgresql://h/db"),
+        (["--storage", "sqlite://"], "an in-memory SQLite database would lose every trial"),
+        (["--storage", "sqlite:///no/such/dir/x.db"], "the folder no/such/dir does not exist"),
+        (["--storage", "nonsense"], "not a database URL"),
+        (["--sampler", "bayes"], "invalid choice: 'bayes'"),
+    ],
+)
+def test_bad_search_input_exits_2_with_one_line(
+    workdir: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automl.cli import main
+
+    code = main(["search", "space.py", "--executor", "function", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "secret" not in err
+    assert not (workdir / "runs" / "automl.db").exists() or "--study" in " ".join(args)
+
+
+def test_show_and_studies_on_missing_things(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automl.cli import main
+
+    assert main(["studies"]) == 2
+    assert "no study store at" in capsys.readouterr().err
+    run_search(config(trials=1), gpu_probe=fake_gpus(0))
+    assert main(["show", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nope'" in err and "studies there: space" in err
+    assert main(["studies"]) == 0
+    assert "space" in capsys.readouterr().out
