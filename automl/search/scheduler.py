@@ -462,6 +462,7 @@ class _Search:
             executor=self.config.executor,
             preflight=True,
             patience=self.config.patience,
+            log_dir=str(self.artifacts.root / "logs"),
         )
         pool = WorkerPool(self.slots, setup)
         deadline = self.started + self.config.timeout if self.config.timeout else None
@@ -639,13 +640,23 @@ class _Search:
         from optuna.trial import TrialState as OptunaState
 
         if result.outcome is Outcome.COMPLETE and result.best_value is not None:
-            study.tell(trial, result.best_value)
-            return TrialState.COMPLETE
-        if result.outcome is Outcome.PRUNED:
-            study.tell(trial, state=OptunaState.PRUNED)
-            return TrialState.PRUNED
-        study.tell(trial, state=OptunaState.FAIL)
-        return TrialState.FAILED
+            state, told = TrialState.COMPLETE, {"values": result.best_value}
+        elif result.outcome is Outcome.PRUNED:
+            state, told = TrialState.PRUNED, {"state": OptunaState.PRUNED}
+        else:
+            state, told = TrialState.FAILED, {"state": OptunaState.FAIL}
+        self._tell_optuna(study, trial, **told)
+        return state
+
+    def _tell_optuna(self, study: Any, trial: Any, **told: Any) -> None:
+        try:
+            study.tell(trial, **told)
+        except RuntimeError as exc:
+            # The grid sampler calls study.stop() once every combination has been tried; that
+            # is only allowed inside study.optimize. The trial is stored before it raises.
+            if "study.stop" not in str(exc).lower():
+                raise
+            self.stopped = self.stopped or "the grid sampler has tried every combination"
 
     @staticmethod
     def _set_result_attrs(trial: Any, result: TrialResult) -> None:
@@ -671,7 +682,7 @@ class _Search:
             running.trial.set_user_attr(keys.FAILURE_KIND, "died")
             running.trial.set_user_attr(keys.EPOCHS_RUN, running.epoch)
             params, attrs = running.trial.params, running.trial.user_attrs
-            study.tell(running.trial, state=OptunaState.FAIL)
+            self._tell_optuna(study, running.trial, state=OptunaState.FAIL)
             retried = self._requeue(study, number, params, attrs)
             self.consecutive_failures += 1
             self.last_failure = reason
@@ -715,7 +726,7 @@ class _Search:
             running.trial.set_user_attr(keys.FAILURE, "interrupted (Ctrl-C)")
             running.trial.set_user_attr(keys.EPOCHS_RUN, running.epoch)
             params, attrs = running.trial.params, running.trial.user_attrs
-            study.tell(running.trial, state=OptunaState.FAIL)
+            self._tell_optuna(study, running.trial, state=OptunaState.FAIL)
             self._requeue(study, number, params, attrs)
         self.running.clear()
 

@@ -56,6 +56,7 @@ class WorkerSetup:
             `"module:factory"` for a custom executor.
         preflight: record the whole space and build the default model before the first trial.
         patience: early-stopping patience, or None.
+        log_dir: where each worker's stdout and stderr go (`<slot>.log`), or None to inherit.
     """
 
     space_path: str
@@ -64,6 +65,7 @@ class WorkerSetup:
     executor: str = "keras"
     preflight: bool = False
     patience: int | None = 5
+    log_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,8 @@ def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> N
     """Entry point of a worker process (spawned; nothing of the parent is inherited)."""
     os.environ.update(slot.env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    if setup.log_dir:
+        _redirect_output(Path(setup.log_dir) / f"{slot.name}.log")
     _exit_with_parent(parent_pid)
     started = time.perf_counter()
     try:
@@ -268,6 +272,19 @@ def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> N
 
         result = executor.run(request, RemoteAnswers(conn), on_epoch)
         conn.send(("done", result, resident_mib()))
+
+
+def _redirect_output(path: Path) -> None:
+    """Send this process's stdout and stderr (Python and C++) to a log file: Keras and
+    TensorFlow messages must not break the scheduler's display."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives with the process
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(handle.fileno(), 1)
+    os.dup2(handle.fileno(), 2)
+    sys.stdout = sys.stderr = handle
+    print(f"--- worker {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
 
 
 def _make_executor(setup: WorkerSetup, slot: Slot) -> Executor:

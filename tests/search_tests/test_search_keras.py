@@ -1,0 +1,86 @@
+"""`automl search` with real Keras workers, as a user runs it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..conftest import REPO
+from ..test_trial_cli import automl
+
+FAULTY = """
+import keras
+import tensorflow as tf
+
+OBJECTIVE = "val_accuracy"
+
+
+def build(hp, info):
+    mode = hp.Choice("mode", ["ok", "nan", "oom"])
+    inputs = keras.Input(info.input_shape)
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    init = keras.initializers.Constant(1e38) if mode == "nan" else "glorot_uniform"
+    outputs = keras.layers.Dense(info.num_classes, activation="softmax",
+                                 kernel_initializer=init)(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit(hp, model, *args, **kwargs):
+    if hp["mode"] == "oom":  # what a GPU out of memory looks like to Keras
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    return model.fit(*args, **kwargs)
+"""
+
+
+def test_search_cnn_with_two_workers(tmp_path: Path) -> None:
+    result = automl(
+        "search",
+        str(REPO / "spaces" / "cnn.py"),
+        "--trials",
+        "4",
+        "--epochs",
+        "2",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "New study 'cnn': target 4 finished trials" in out
+    assert "2 worker slot(s): cpu0, cpu1" in out
+    assert len(re.findall(r"^\[\d/4\] trial \d", out, re.MULTILINE)) == 4
+    assert "Best trial" in out and "automl show cnn" in out
+    assert re.search(r"Worker utilisation: cpu0 \d+%, cpu1 \d+%", out)
+    runs = tmp_path / "runs"
+    assert (runs / "automl.db").is_file() and (runs / "cnn" / "dataset.npz").is_file()
+    assert len(list((runs / "cnn" / "histories").glob("trial-*.json"))) == 4
+    assert 1 <= len(list((runs / "cnn" / "checkpoints").glob("*.keras"))) <= 3
+    show = automl("show", "cnn", cwd=tmp_path)
+    assert show.returncode == 0
+    assert len(re.findall(r"^│ +\d+ │ +\d+ │ (complete|pruned)", show.stdout, re.MULTILINE)) == 4
+
+
+def test_nan_and_out_of_memory_fail_their_trials_only(tmp_path: Path) -> None:
+    (tmp_path / "faulty.py").write_text(FAULTY)
+    result = automl(
+        "search",
+        "faulty.py",
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--sampler",
+        "grid",
+        "--max-failures",
+        "5",
+        cwd=tmp_path,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr + out
+    assert "loss became NaN at epoch 1" in out
+    assert "out of memory: OOM when allocating tensor" in out
+    assert "Replacing worker cpu0 (out of memory)" in out
+    assert "Best trial" in out and "mode=ok" in out
+    assert "Stopped early: the grid sampler has tried every combination" in out
