@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         study_commands.add_search,
         study_commands.add_studies,
         study_commands.add_show,
+        study_commands.add_report,
+        study_commands.add_retrain,
         space_commands.add_env,
     ):
         add(commands)

@@ -127,6 +127,11 @@ def add_search(commands: Any) -> None:
         help="resume even though the space file or the data changed",
     )
     command.add_argument("--quiet", action="store_true", help="print only the final result")
+    command.add_argument(
+        "--no-retrain",
+        action="store_true",
+        help="skip retraining the winner on train + val (the report still runs)",
+    )
     # Plain-Python spaces without TensorFlow, for scheduler benchmarks and fault tests.
     command.add_argument(
         "--executor", default="keras", choices=("keras", "function"), help=argparse.SUPPRESS
@@ -179,7 +184,168 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
     finally:
         progress.close()
     render_summary(console, summary, storage_flag=_storage_flag(args))
-    return EXIT_OK if summary.stopped is None or summary.record.best() else EXIT_ERROR
+    if summary.record.best() is None:
+        return EXIT_ERROR if summary.stopped else EXIT_OK
+    if args.executor == "keras" and not args.no_retrain:
+        _retrain_in_subprocess(console, summary.study, summary.storage_url)
+    from automl.reports import write_report
+
+    path = write_report(summary.study, storage=summary.storage_url)
+    console.print(f"Report: {path}", markup=False)
+    return EXIT_OK
+
+
+def _retrain_in_subprocess(console: Console, study: str, storage: str) -> None:
+    """Retrain the winner in a fresh process: TensorFlow stays out of the scheduler."""
+    import subprocess
+    import sys
+
+    console.print(
+        f"Retraining the winner of '{study}' on train + val, scoring it on test…", markup=False
+    )
+    command = [sys.executable, "-m", "automl", "retrain", study, "--storage", storage]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        console.print(
+            f"Retraining failed (exit code {completed.returncode}); the report shows "
+            "the search only. Run: automl retrain " + shlex.quote(study),
+            markup=False,
+        )
+
+
+# -- retrain and report ---------------------------------------------------------------------------
+
+
+def add_retrain(commands: Any) -> None:
+    command = commands.add_parser(
+        "retrain",
+        help="retrain the best trial(s) on train + val and score them on the test split",
+        description=(
+            "Rebuild the top-K trials from their stored parameters, train each on train + val "
+            "for the same number of optimizer steps as its best epoch (see the README), and "
+            "score it on the held-out test split."
+        ),
+    )
+    command.add_argument("study", metavar="STUDY", help="the study name")
+    add_storage_argument(command)
+    command.add_argument(
+        "--top-k",
+        type=count_arg("--top-k"),
+        default=1,
+        metavar="K",
+        help="retrain the K best complete trials (default 1)",
+    )
+    command.add_argument(
+        "--epochs",
+        type=count_arg("--epochs"),
+        metavar="E",
+        help="epochs of retraining (default: the epoch rule)",
+    )
+    command.add_argument(
+        "--seeds",
+        type=count_arg("--seeds"),
+        default=1,
+        metavar="S",
+        help="retrain each trial with S seeds (default 1)",
+    )
+    command.add_argument(
+        "--from-checkpoint",
+        action="store_true",
+        help="score each trial's best-epoch checkpoint instead (no training)",
+    )
+    command.add_argument(
+        "--space",
+        metavar="PATH",
+        help="the space file, if it moved since the search (same content)",
+    )
+    command.set_defaults(run=run_retrain)
+
+
+def run_retrain(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from automl.deploy import retrain_study
+
+    results = retrain_study(
+        args.study,
+        storage=_storage_url(args),
+        top_k=args.top_k,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        from_checkpoint=args.from_checkpoint,
+        space_path=args.space,
+        on_result=lambda r: console.print(
+            f"trial {r.trial} ({r.source}, seed {r.seed}): test accuracy "
+            f"{r.metrics['accuracy']:.4f} after {r.epochs} epochs, {r.seconds:.1f} s",
+            markup=False,
+        ),
+    )
+    table = Table(title=f"Test split of study '{args.study}'", title_justify="left")
+    for column in (
+        "trial",
+        "model",
+        "seed",
+        "epochs",
+        "seconds",
+        "accuracy",
+        "top-5",
+        "macro F1",
+        "file",
+    ):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            *cells(
+                r.trial,
+                r.source,
+                r.seed,
+                r.epochs,
+                f"{r.seconds:.1f}",
+                f"{r.metrics['accuracy']:.4f}",
+                f"{r.metrics['top5_accuracy']:.4f}" if "top5_accuracy" in r.metrics else "-",
+                f"{r.metrics['macro_f1']:.4f}",
+                r.model_path,
+            )
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def add_report(commands: Any) -> None:
+    command = commands.add_parser(
+        "report",
+        help="write the study's self-contained HTML report",
+        description="Write one HTML file (opens offline) that ranks the trials and shows the "
+        "search's figures and the retrained winner.",
+    )
+    command.add_argument("study", metavar="STUDY", help="the study name")
+    add_storage_argument(command)
+    command.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="where to write it (default runs/<study>/report.html)",
+    )
+    command.add_argument("--open", action="store_true", help="open it in the browser")
+    command.add_argument(
+        "--retrain", action="store_true", help="retrain the winner first (as automl retrain STUDY)"
+    )
+    command.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace, console: Console) -> int:
+    from automl.reports import write_report
+
+    storage = _storage_url(args)
+    if args.retrain:
+        _retrain_in_subprocess(console, args.study, storage)
+    path = write_report(args.study, storage=storage, output=args.output)
+    console.print(f"Report: {path}", markup=False)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    return EXIT_OK
 
 
 def render_summary(console: Console, summary: Any, *, storage_flag: str) -> None:

@@ -168,6 +168,7 @@ class SearchSummary:
     utilisation: dict[str, float]
     artifacts: Path
     storage: str
+    storage_url: str
 
 
 class SearchObserver(Protocol):
@@ -771,6 +772,7 @@ class _Search:
             utilisation=utilisation,
             artifacts=self.artifacts.root,
             storage=self.store.shown_url,
+            storage_url=self.store.url,
         )
 
 

@@ -1,0 +1,10 @@
+"""Retraining the winner, exporting models, and predicting with an export.
+
+This is the library API the CLI calls, so a service can call the same functions.
+"""
+
+from __future__ import annotations
+
+from automl.deploy.retrain import RetrainResult, retrain_epochs, retrain_study
+
+__all__ = ["RetrainResult", "retrain_epochs", "retrain_study"]

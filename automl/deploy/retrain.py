@@ -1,0 +1,282 @@
+"""Retraining the winner: rebuild a trial from its stored parameters, train it on train + val,
+score it on the held-out test split, and keep the model and the scores.
+
+Epoch rule: a trial's best epoch was found on the train split alone; the retrained model sees
+train + val, so it trains for the same number of optimizer steps:
+`epochs = max(1, round(best_epoch × n_train / (n_train + n_val)))` (at the same batch size).
+`--epochs` overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.data import Dataset, Split, load_saved_dataset
+from automl.errors import SpaceError, StoreError, shown_path
+from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.store import StudyStore
+from automl.storage.tables import ResultTables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """One evaluated model."""
+
+    trial: int
+    source: str  # "retrain" or "checkpoint"
+    seed: int
+    epochs: int
+    seconds: float
+    metrics: dict[str, Any]
+    model_path: Path
+    history: tuple[dict[str, float], ...] = ()
+
+
+def retrain_epochs(best_epoch: int, n_train: int, n_val: int) -> int:
+    """The same number of optimizer steps on train + val as the trial's best epoch on train."""
+    return max(1, round(best_epoch * n_train / (n_train + n_val)))
+
+
+def retrain_study(
+    study: str,
+    *,
+    storage: str,
+    top_k: int = 1,
+    epochs: int | None = None,
+    seeds: int = 1,
+    from_checkpoint: bool = False,
+    space_path: str | None = None,
+    on_result: Callable[[RetrainResult], None] | None = None,
+) -> list[RetrainResult]:
+    """Retrain (or score the checkpoints of) the top-k complete trials of a study.
+
+    Args:
+        study: the study name.
+        storage: the storage URL.
+        top_k: how many of the best complete trials. Defaults to `1`.
+        epochs: epochs of retraining; None applies the epoch rule above.
+        seeds: retrain each trial with seeds 0..seeds-1. Defaults to `1`.
+        from_checkpoint: score each trial's best-epoch checkpoint instead of retraining.
+        space_path: the space file, if it moved since the search (its hash must match).
+        on_result: called after each model is scored.
+
+    Raises:
+        StoreError: no such study, no complete trial, or a missing checkpoint.
+        SpaceError: the space file changed since the search.
+    """
+    from automl.tfruntime import import_tensorflow
+
+    store = StudyStore(storage)
+    record = store.record(study)
+    artifacts = store.artifacts(study)
+    import_tensorflow()  # before the space file imports Keras, so its start-up stays quiet
+    trials = [t for t in record.ranked() if t.state is TrialState.COMPLETE][:top_k]
+    if not trials:
+        raise StoreError(f"study {study!r} has no complete trial to retrain yet; run a search.")
+    dataset = _dataset(record, artifacts.dataset_path)
+    tables = ResultTables(store.url)
+    results = []
+    try:
+        for trial in trials:
+            if from_checkpoint:
+                outcome = [
+                    _score_checkpoint(trial, artifacts.checkpoint_path(trial.number), dataset)
+                ]
+            else:
+                space = _space(record, space_path)
+                outcome = [
+                    _retrain_one(
+                        space,
+                        trial,
+                        dataset,
+                        seed=seed,
+                        epochs=epochs,
+                        path=artifacts.retrain_dir / f"trial-{trial.number}-seed-{seed}.keras",
+                    )
+                    for seed in range(seeds)
+                ]
+            for result in outcome:
+                tables.add_retrain(
+                    study=study,
+                    trial=result.trial,
+                    source=result.source,
+                    seed=result.seed,
+                    epochs=result.epochs,
+                    seconds=result.seconds,
+                    metrics=result.metrics,
+                    history=list(result.history),
+                    model_path=str(result.model_path),
+                    space_sha256=str(record.space.get("sha256", "")),
+                    data_sha256=dataset.sha256,
+                )
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+    finally:
+        tables.close()
+    return results
+
+
+def _dataset(record: StudyRecord, path: Path) -> Dataset:
+    expected = record.data.get("sha256")
+    if path.is_file():
+        dataset = load_saved_dataset(path)
+        if dataset.sha256 == expected:
+            return dataset
+    from automl.data import DataOptions, load_dataset
+
+    options = DataOptions(
+        **{
+            k: v
+            for k, v in (record.settings.get("data_options") or {}).items()
+            if k in ("val_split", "test_split", "seed", "skip_bad_images", "max_pixels")
+        }
+    )
+    dataset = load_dataset(str(record.data.get("source", "digits")), options)
+    if dataset.sha256 != expected:
+        raise StoreError(
+            f"the data of study {record.name!r} changed since the search ({dataset.source}); "
+            "the test split would not be the held-out one. Restore the data or search again."
+        )
+    return dataset
+
+
+def _space(record: StudyRecord, space_path: str | None) -> Any:
+    from automl.spaces import load_space
+
+    path = space_path or str(record.space.get("path", ""))
+    space = load_space(path)
+    if space.settings.sha256 != record.space.get("sha256"):
+        raise SpaceError(
+            f"{shown_path(path)}: the space file changed since study {record.name!r} was "
+            "searched; retraining needs the same file (restore it, or pass --space with the "
+            "original)."
+        )
+    return space
+
+
+def _retrain_one(
+    space: Any, trial: TrialRecord, dataset: Dataset, *, seed: int, epochs: int | None, path: Path
+) -> RetrainResult:
+    from automl.data.pipeline import make_pipeline
+    from automl.search.runner import (
+        batch_size_of,
+        fit_model,
+        run_epochs_in_one_call,
+        save_model_atomically,
+    )
+    from automl.spaces import FixedAnswers, HyperParameters, SpaceInfo
+    from automl.tfruntime import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    started = time.perf_counter()
+    full = Split(
+        np.concatenate([dataset.train.x, dataset.val.x]),
+        np.concatenate([dataset.train.y, dataset.val.y]),
+    )
+    count = epochs or retrain_epochs(
+        trial.best_epoch or trial.epochs_run or 1, len(dataset.train), len(dataset.val)
+    )
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    hp = HyperParameters(FixedAnswers(dict(trial.params), source=f"trial {trial.number}"))
+    info = SpaceInfo(
+        dataset.input_shape,
+        dataset.num_classes,
+        dataset.class_names,
+        train_size=len(full),
+        epochs=count,
+    )
+    model = space.build(hp, info)
+    batch_size = batch_size_of(hp)
+    target = tuple(model.input_shape[1:])
+    train = make_pipeline(
+        full, batch_size=batch_size, training=True, seed=seed, target_shape=target
+    )
+    run_epochs_in_one_call(model, steps=-(-len(full) // batch_size))
+    recorder = _History()
+    fit_model(space, hp, model, train, epochs=count, callbacks=[recorder.callback()])
+    save_model_atomically(model, path)
+    metrics = _evaluate(model, dataset)
+    seconds = time.perf_counter() - started
+    keras.backend.clear_session()
+    return RetrainResult(
+        trial.number, "retrain", seed, count, seconds, metrics, path, tuple(recorder.epochs)
+    )
+
+
+def _score_checkpoint(trial: TrialRecord, path: Path, dataset: Dataset) -> RetrainResult:
+    from automl.tfruntime import import_tensorflow
+
+    if not path.is_file():
+        raise StoreError(
+            f"{shown_path(path)}: no checkpoint was kept for trial {trial.number} (a search "
+            "keeps the best --keep-checkpoints trials); retrain it without --from-checkpoint."
+        )
+    import_tensorflow()
+    import keras
+
+    started = time.perf_counter()
+    model = keras.saving.load_model(path, safe_mode=True)
+    metrics = _evaluate(model, dataset)
+    keras.backend.clear_session()
+    return RetrainResult(
+        trial.number,
+        "checkpoint",
+        0,
+        trial.best_epoch or 0,
+        time.perf_counter() - started,
+        metrics,
+        path,
+    )
+
+
+def _evaluate(model: Any, dataset: Dataset) -> dict[str, Any]:
+    from automl.data.pipeline import make_pipeline
+    from automl.deploy.evaluate import classification_metrics
+
+    target = tuple(model.input_shape[1:])
+    test = make_pipeline(dataset.test, batch_size=256, training=False, target_shape=target)
+    probabilities = np.asarray(model.predict(test, verbose=0))
+    return classification_metrics(dataset.test.y, probabilities, dataset.class_names)
+
+
+class _History:
+    """Per-epoch training metrics of a retraining run."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def callback(self) -> Any:
+        import keras
+
+        epochs = self.epochs
+
+        class _Record(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                epochs.append(
+                    {
+                        k: float(v)
+                        for k, v in (logs or {}).items()
+                        if isinstance(v, (int, float, np.floating)) or hasattr(v, "__float__")
+                    }
+                )
+
+        return _Record()
+
+
+def best_retrained(results: Sequence[RetrainResult]) -> RetrainResult | None:
+    """The best retrained model by test accuracy."""
+    retrained = [r for r in results if r.source == "retrain"]
+    return max(retrained, key=lambda r: r.metrics["accuracy"]) if retrained else None

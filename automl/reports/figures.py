@@ -1,0 +1,316 @@
+"""The report's figures as plain data, computed from records (no plotly, no TensorFlow).
+
+Each function takes a `StudyRecord` (and retrain records) and returns small dataclasses that
+`automl.reports.render` draws. Plots that grow with trials × parameters are bounded here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.tables import RetrainRecord
+
+MAX_CURVES = 400
+MAX_PARALLEL_TRIALS = 500
+MAX_PARALLEL_PARAMS = 8
+MAX_SLICES = 4
+
+
+@dataclass(frozen=True)
+class History:
+    """Objective of each finished trial and the best so far."""
+
+    numbers: list[int]
+    values: list[float]
+    states: list[str]
+    best_so_far: list[float]
+
+
+def optimization_history(record: StudyRecord) -> History:
+    maximize = record.direction == "maximize"
+    numbers, values, states, best = [], [], [], []
+    current: float | None = None
+    for trial in sorted(record.trials, key=lambda t: t.number):
+        if not trial.state.finished or trial.value is None or not math.isfinite(trial.value):
+            continue
+        numbers.append(trial.number)
+        values.append(trial.value)
+        states.append(trial.state.value)
+        if trial.state is TrialState.COMPLETE and (
+            current is None or (trial.value > current if maximize else trial.value < current)
+        ):
+            current = trial.value
+        best.append(current if current is not None else math.nan)
+    return History(numbers, values, states, best)
+
+
+@dataclass(frozen=True)
+class Curve:
+    number: int
+    state: str
+    epochs: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Curves:
+    curves: list[Curve]
+    omitted: int
+
+
+def learning_curves(record: StudyRecord, limit: int = MAX_CURVES) -> Curves:
+    """Objective per epoch of every trial (pruned ones included); the best and the most recent
+    trials when there are more than `limit`."""
+    with_curves = [t for t in record.trials if t.intermediate]
+    chosen = with_curves
+    if len(with_curves) > limit:
+        ranked = [t for t in record.ranked() if t.intermediate][: limit // 2]
+        recent = sorted(with_curves, key=lambda t: -t.number)
+        keep = {t.number for t in ranked}
+        for trial in recent:
+            if len(keep) >= limit:
+                break
+            keep.add(trial.number)
+        chosen = [t for t in with_curves if t.number in keep]
+    curves = [
+        Curve(
+            t.number,
+            t.state.value,
+            sorted(t.intermediate),
+            [t.intermediate[e] for e in sorted(t.intermediate)],
+        )
+        for t in sorted(chosen, key=lambda t: t.number)
+    ]
+    return Curves(curves, omitted=len(with_curves) - len(chosen))
+
+
+@dataclass(frozen=True)
+class Importance:
+    name: str
+    value: float
+
+
+def param_importances(record: StudyRecord, seed: int = 0) -> list[Importance]:
+    """Mean decrease in impurity of a random forest fitted to the complete trials (the method of
+    Optuna's `MeanDecreaseImpurityImportanceEvaluator`), normalised to sum to 1."""
+    trials = [
+        t
+        for t in record.trials
+        if t.state is TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+    names = _param_names(trials)
+    if len(trials) < 4 or not names:
+        return []
+    columns = [_encode(trials, name) for name in names]
+    varying = [i for i, column in enumerate(columns) if len(set(column)) > 1]
+    if not varying:
+        return []
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+
+    x = np.array([[columns[i][row] for i in varying] for row in range(len(trials))])
+    y = np.array([t.value for t in trials])
+    forest = RandomForestRegressor(n_estimators=64, max_depth=64, random_state=seed, n_jobs=1)
+    forest.fit(x, y)
+    scores = forest.feature_importances_
+    total = float(scores.sum()) or 1.0
+    result = [Importance(names[i], float(s) / total) for i, s in zip(varying, scores, strict=True)]
+    return sorted(result, key=lambda imp: -imp.value)
+
+
+def _param_names(trials: Sequence[TrialRecord]) -> list[str]:
+    names: dict[str, None] = {}
+    for trial in trials:
+        for name in trial.params:
+            names.setdefault(name, None)
+    return list(names)
+
+
+def _encode(trials: Sequence[TrialRecord], name: str) -> list[float]:
+    """Numbers as they are (log-scaled when spread over decades), categories as codes; an
+    inactive (absent) parameter gets its own code."""
+    values = [t.params.get(name) for t in trials]
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        numbers = [float(v) for v in present]
+        log = min(numbers) > 0 and max(numbers) / min(numbers) > 100
+        encoded = [math.log10(float(v)) if log else float(v) for v in present]
+        missing = min(encoded) - 1.0
+        it = iter(encoded)
+        return [next(it) if v is not None else missing for v in values]
+    categories = {repr(v): i for i, v in enumerate(sorted({repr(v) for v in values}))}
+    return [float(categories[repr(v)]) for v in values]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of the parallel-coordinates plot: values scaled to [0, 1] and tick labels."""
+
+    name: str
+    scaled: list[float | None]
+    ticks: list[tuple[float, str]]
+
+
+@dataclass(frozen=True)
+class Parallel:
+    numbers: list[int]
+    objective: list[float]
+    axes: list[Axis]
+    omitted: int
+
+
+def parallel_coordinates(
+    record: StudyRecord, params: Sequence[str], limit: int = MAX_PARALLEL_TRIALS
+) -> Parallel:
+    """Complete trials across the most important parameters and the objective."""
+    trials = [t for t in record.ranked() if t.state is TrialState.COMPLETE and t.value is not None]
+    shown = trials[:limit]
+    axes = [
+        _axis(name, [t.params.get(name) for t in shown]) for name in params[:MAX_PARALLEL_PARAMS]
+    ]
+    objective = [float(t.value) for t in shown]  # type: ignore[arg-type]
+    axes.append(_axis(record.metric, objective))
+    return Parallel([t.number for t in shown], objective, axes, omitted=len(trials) - len(shown))
+
+
+def _axis(name: str, values: Sequence[Any]) -> Axis:
+    present = [v for v in values if v is not None]
+    numeric = bool(present) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in present
+    )
+    if numeric:
+        numbers = [float(v) for v in present]
+        log = min(numbers) > 0 and max(numbers) / min(numbers) > 100
+        transform = (lambda v: math.log10(v)) if log else (lambda v: v)
+        low, high = transform(min(numbers)), transform(max(numbers))
+        span = (high - low) or 1.0
+        scaled = [None if v is None else (transform(float(v)) - low) / span for v in values]
+        ticks = [
+            (i / 4, _short(10 ** (low + span * i / 4) if log else low + span * i / 4))
+            for i in range(5)
+        ]
+        return Axis(name, scaled, ticks)
+    labels = sorted({str(v) for v in present})
+    position = {
+        label: (i / (len(labels) - 1) if len(labels) > 1 else 0.5) for i, label in enumerate(labels)
+    }
+    scaled = [None if v is None else position[str(v)] for v in values]
+    return Axis(name, scaled, [(position[label], label) for label in labels])
+
+
+@dataclass(frozen=True)
+class Slice:
+    name: str
+    x: list[Any]
+    y: list[float]
+    numbers: list[int]
+    categorical: bool
+
+
+def slices(record: StudyRecord, params: Sequence[str]) -> list[Slice]:
+    """Objective against each of the most important parameters (complete trials)."""
+    trials = [t for t in record.trials if t.state is TrialState.COMPLETE and t.value is not None]
+    result = []
+    for name in params[:MAX_SLICES]:
+        points = [
+            (t.params[name], float(t.value or 0.0), t.number) for t in trials if name in t.params
+        ]
+        categorical = any(isinstance(x, (str, bool)) for x, _, _ in points)
+        result.append(
+            Slice(
+                name,
+                [str(x) if categorical else x for x, _, _ in points],
+                [y for _, y, _ in points],
+                [n for _, _, n in points],
+                categorical,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Span:
+    slot: str
+    number: int
+    start: float  # seconds since the study's first trial started
+    end: float
+    state: str
+
+
+def worker_timeline(record: StudyRecord) -> list[Span]:
+    """Which slot ran which trial, when."""
+    started = [t.started for t in record.trials if t.started is not None]
+    if not started:
+        return []
+    origin = min(started)
+    spans = []
+    for trial in record.trials:
+        if trial.started is None or trial.completed is None:
+            continue
+        spans.append(
+            Span(
+                trial.slot or "?",
+                trial.number,
+                (trial.started - origin).total_seconds(),
+                (trial.completed - origin).total_seconds(),
+                trial.state.value,
+            )
+        )
+    return spans
+
+
+@dataclass(frozen=True)
+class Winner:
+    """The retrained winner and how it compares with its trial."""
+
+    trial: int
+    runs: list[RetrainRecord]
+    checkpoint: RetrainRecord | None
+    validation_value: float | None
+    metric: str
+    class_names: list[str]
+    mean_accuracy: float
+    std_accuracy: float
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+def winner(record: StudyRecord, retrains: Sequence[RetrainRecord]) -> Winner | None:
+    """The latest retrained runs of the study's best retrained trial (None if not retrained)."""
+    retrained = [r for r in retrains if r.source == "retrain"]
+    if not retrained:
+        return None
+    best = record.best()
+    trial = (
+        best.number
+        if best and any(r.trial == best.number for r in retrained)
+        else (retrained[0].trial)
+    )
+    runs = [r for r in retrained if r.trial == trial]
+    latest_by_seed: dict[int, RetrainRecord] = {}
+    for run in runs:  # newest first
+        latest_by_seed.setdefault(run.seed, run)
+    chosen = sorted(latest_by_seed.values(), key=lambda r: r.seed)
+    checkpoint = next((r for r in retrains if r.source == "checkpoint" and r.trial == trial), None)
+    accuracies = [r.accuracy for r in chosen]
+    mean = sum(accuracies) / len(accuracies)
+    std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / len(accuracies))
+    trial_record = next((t for t in record.trials if t.number == trial), None)
+    return Winner(
+        trial=trial,
+        runs=chosen,
+        checkpoint=checkpoint,
+        validation_value=trial_record.value if trial_record else None,
+        metric=record.metric,
+        class_names=list(record.data.get("class_names", [])),
+        mean_accuracy=mean,
+        std_accuracy=std,
+        metrics=chosen[0].metrics,
+    )
+
+
+def _short(value: float) -> str:
+    return f"{value:.3g}"
