@@ -142,7 +142,8 @@ def _encode(trials: Sequence[TrialRecord], name: str) -> list[float]:
         missing = min(encoded) - 1.0
         it = iter(encoded)
         return [next(it) if v is not None else missing for v in values]
-    categories = {repr(v): i for i, v in enumerate(sorted({repr(v) for v in values}))}
+    labels = sorted({repr(v) for v in values})
+    categories = {label: i for i, label in enumerate(labels)}
     return [float(categories[repr(v)]) for v in values]
 
 

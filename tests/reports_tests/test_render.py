@@ -1,0 +1,178 @@
+"""The HTML report: self-contained, escaped, every edge case renders."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import datetime
+
+import pytest
+
+from automl.reports.render import render_report
+from automl.storage.records import TrialState
+
+from .records import make_record, make_retrain, make_trial, many_trials
+
+C, P, F = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED
+NOW = datetime(2026, 11, 22, 10, 0, 0)
+
+# URLs that plotly.js itself carries as inert strings: XML namespaces (needed to create SVG),
+# links in its licence and error texts, and the logo link the report turns off
+# (displaylogo: false). None is fetched: the browser test checks the page makes no request.
+PLOTLY_INERT = {
+    "http://www.w3.org/2000/svg",
+    "http://www.w3.org/1999/xlink",
+    "http://www.w3.org/2000/xmlns/",
+    "http://www.w3.org/1999/xhtml",
+    "http://www.w3.org/XML/1998/namespace",
+    "https://plotly.com/javascript/animations/",
+    "https://feross.org/opensource",
+    "https://cloud.plotly.com/newchart",
+    "https://cdn.plot.ly/un/",
+    "https://github.com/d3/d3-format/tree/v1.4.5#d3-format",
+    "https://github.com/d3/d3-time-format/tree/v2.2.3#locale_format",
+    "https://plotly.com/",
+    "http://getify.mit-license.org",
+    "http://syntheti.cc",
+    "https://github.com/voidqk/polybooljs",
+    "https://feross.org",
+    "http://feross.org",
+}
+
+
+def render(record: object, retrains: list[object] | None = None) -> str:
+    return render_report(
+        record,
+        retrains or [],
+        generated=NOW,  # type: ignore[arg-type]
+        storage="sqlite:///runs/automl.db",
+    )
+
+
+def _page_outside_plotly(page: str) -> str:
+    start = page.index("<script>/**\n* plotly.js")
+    end = page.index("</script>", start)
+    return page[:start] + page[end:]
+
+
+def test_self_contained_with_plotly_embedded_once() -> None:
+    page = render(make_record([make_trial(i, C, i / 10) for i in range(6)]))
+    assert page.count("plotly.js (cartesian - minified)") == 1
+    outside = _page_outside_plotly(page)
+    assert not re.search(r"https?://", outside)  # our markup, styles, scripts and data
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", outside)
+    urls = set(re.findall(r"https?://[^\s\"'\)<>]+", page))
+    assert urls <= PLOTLY_INERT, urls - PLOTLY_INERT
+
+
+def test_sections_and_leaderboard() -> None:
+    trials = [
+        make_trial(0, C, 0.5),
+        make_trial(1, P, 0.9),
+        make_trial(2, F, failure="OOM"),
+        make_trial(3, C, 0.7),
+        make_trial(4, TrialState.RUNNING),
+    ]
+    page = render(make_record(trials), [make_retrain(3, 0.77)])
+    for section in ("summary", "leaderboard", "figures", "winner"):
+        assert f'<section id="{section}">' in page
+    rows = re.findall(
+        r'<tr data-state="(\w+)"><td data-value="(\d+)">\d+</td>'
+        r'<td data-value="(\d+)">',
+        page,
+    )
+    assert [(state, number) for state, _, number in rows] == [
+        ("complete", "3"),
+        ("complete", "0"),
+        ("pruned", "1"),
+        ("failed", "2"),
+        ("running", "4"),
+    ]
+    assert "Best trial <b>#3</b>" in page
+    assert "OOM" in page
+    assert "0.7700" in page  # retrained test accuracy
+    for figure in (
+        "history",
+        "curves",
+        "importances",
+        "parallel",
+        "timeline",
+        "confusion",
+        "retrain-curves",
+    ):
+        data = re.search(
+            rf'<script type="application/json" id="{figure}-data">(.*?)</script>', page, re.S
+        )
+        if figure == "importances":
+            assert data is None  # 2 complete trials are not enough
+            assert "Needs at least 4 complete trials" in page
+            continue
+        assert data, figure
+        assert json.loads(data.group(1))["data"]
+
+
+@pytest.mark.parametrize(
+    ("trials", "expected"),
+    [
+        ([make_trial(0, C, 0.5)], "Best trial <b>#0</b>"),
+        (
+            [make_trial(0, F, failure="bad"), make_trial(1, F, failure="worse")],
+            "No complete trial yet.",
+        ),
+        ([], "No finished trial yet."),
+    ],
+    ids=["one-trial", "only-failed", "empty"],
+)
+def test_edge_cases_render(trials: list[object], expected: str) -> None:
+    page = render(make_record(trials))  # type: ignore[arg-type]
+    assert expected in page
+    assert "Not retrained yet" in page
+
+
+def test_two_thousand_trials_stay_under_10_mb() -> None:
+    page = render(many_trials(2000, params=15))
+    assert len(page.encode()) <= 10 * 1024 * 1024
+    assert page.count("<tr data-state=") == 2000
+    assert "trials not drawn" in page  # the plots that grow with trials are bounded
+
+
+PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "javascript:alert(1)"]
+
+
+def test_user_strings_are_escaped_everywhere() -> None:
+    evil = PAYLOADS[0] + PAYLOADS[1] + PAYLOADS[2]
+    trials = [
+        make_trial(i, C, i / 10, params={evil: evil, "lr": 0.1 * (i + 1)}, slot=evil, failure=evil)
+        for i in range(5)
+    ] + [make_trial(5, F, failure=evil)]
+    record = make_record(
+        trials,
+        name="study" + PAYLOADS[1],
+        data={
+            "source": evil,
+            "input_shape": [8, 8, 1],
+            "num_classes": 2,
+            "class_names": [PAYLOADS[0], PAYLOADS[1]],
+            "sizes": {"train": 1},
+            "notes": [evil],
+        },
+        space={"path": evil, "sha256": evil},
+        settings={"note": evil},
+    )
+    retrain = make_retrain(4, 0.9, classes=(PAYLOADS[0], PAYLOADS[1]))
+    page = render(record, [retrain])
+    outside = _page_outside_plotly(page)
+    for payload in PAYLOADS[:2]:
+        assert payload not in outside
+    assert "<script>alert" not in outside and "<img" not in outside
+    assert "onerror=alert" not in outside.replace(html.escape("onerror=alert"), "")
+    assert not re.search(r"""href\s*=\s*["']?\s*javascript:""", outside, re.I)
+    # Shown, escaped, where people read them.
+    assert html.escape(PAYLOADS[0]) in outside and html.escape(PAYLOADS[1]) in outside
+    # Inside embedded JSON no tag can open: "<" never appears raw in a data script.
+    for data in re.findall(
+        r'<script type="application/json" id="[\w-]+">(.*?)</script>', page, re.S
+    ):
+        assert "<" not in data and ">" not in data
+        json.loads(data)
