@@ -31,7 +31,7 @@ def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True)
         return sys.modules["tensorflow"]
     debug = logging.getLogger("automl").isEnabledFor(logging.DEBUG)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
-    with _stderr_captured(enabled=not debug):
+    with quiet_stderr(enabled=not debug):
         import keras  # noqa: F401 - imported here so its start-up is silenced too
         import tensorflow as tf
 
@@ -46,7 +46,9 @@ def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True)
     return tf
 
 
-class _stderr_captured:
+class quiet_stderr:
+    """Point file descriptor 2 at a temporary file; replay it only if the block raises."""
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._saved = -1

@@ -268,7 +268,7 @@ def run_retrain(args: argparse.Namespace, console: Console) -> int:
 
     results = retrain_study(
         args.study,
-        storage=_storage_url(args),
+        storage=storage_url(args),
         top_k=args.top_k,
         epochs=args.epochs,
         seeds=args.seeds,
@@ -336,7 +336,7 @@ def add_report(commands: Any) -> None:
 def run_report(args: argparse.Namespace, console: Console) -> int:
     from automl.reports import write_report
 
-    storage = _storage_url(args)
+    storage = storage_url(args)
     if args.retrain:
         _retrain_in_subprocess(console, args.study, storage)
     path = write_report(args.study, storage=storage, output=args.output)
@@ -397,7 +397,7 @@ def run_studies(args: argparse.Namespace, console: Console) -> int:
     from automl.storage.records import TrialState
     from automl.storage.store import StudyStore
 
-    store = StudyStore(_storage_url(args))
+    store = StudyStore(storage_url(args))
     summaries = store.summaries()
     if not summaries:
         console.print(f"No studies in {store.shown_url}.", markup=False)
@@ -441,7 +441,7 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
 
     from automl.storage.store import StudyStore
 
-    record = StudyStore(_storage_url(args)).record(args.study)
+    record = StudyStore(storage_url(args)).record(args.study)
     ranked = leaderboard(record)
     if args.state:
         ranked = [(rank, t) for rank, t in ranked if t.state.value == args.state]
@@ -503,7 +503,7 @@ def add_storage_argument(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _storage_url(args: argparse.Namespace) -> str:
+def storage_url(args: argparse.Namespace) -> str:
     from automl.storage.urls import default_storage_url
 
     return args.storage or default_storage_url()
