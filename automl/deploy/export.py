@@ -303,12 +303,16 @@ def strip_augmentation(model: Any) -> Any:
                 value["config"]["keras_history"] = resolve(value["config"]["keras_history"])
                 return value
             return {k: rewire(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [rewire(v) for v in value]
+        if isinstance(value, (list, tuple)):
+            return type(value)(rewire(v) for v in value)
         return value
 
     config["layers"] = [rewire(layer) for layer in config["layers"] if layer["name"] not in removed]
-    config["output_layers"] = [resolve(h) for h in config["output_layers"]]
+    outputs = config["output_layers"]
+    if outputs and isinstance(outputs[0], str):  # a single output: [name, node, tensor]
+        config["output_layers"] = resolve(outputs)
+    else:
+        config["output_layers"] = [resolve(h) for h in outputs]
     clean = model.__class__.from_config(config)
     for layer in clean.layers:
         source = model.get_layer(layer.name)

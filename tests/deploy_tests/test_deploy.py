@@ -1,0 +1,346 @@
+"""Retrain, export and predict end to end, on studies made by real (tiny) searches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from automl.cli import main
+
+from ..conftest import REPO
+from ..test_trial_cli import automl
+
+PLAIN = """
+import keras
+from automl.spaces import zoo
+
+EPOCHS = 2
+
+
+def build(hp, info):
+    inputs = keras.Input(info.input_shape)
+    x = zoo.augmentation(inputs, flip="horizontal", rotation=hp.Float("rotation", 0.05, 0.1),
+                         zoom=0.1, contrast=0.1)
+    x = zoo.conv_stack(zoo.rescale(x), depth=2, filters=hp.Choice("filters", [8, 16]))
+    model = keras.Model(inputs, zoo.classifier_head(x, info.num_classes, dense_units=32))
+    return zoo.compile_classifier(model, zoo.make_optimizer("adam", 3e-3),
+                                  num_classes=info.num_classes)
+"""
+
+BACKBONE = """
+import keras
+from automl.spaces import zoo
+
+EPOCHS = 1
+
+
+def build(hp, info):
+    inputs = keras.Input(info.input_shape)
+    x = zoo.augmentation(inputs, flip="horizontal", rotation=0.05, translation=0.1)
+    x, _ = zoo.application_backbone(x, "mobilenetv2", alpha=hp.Choice("alpha", [0.35]))
+    model = keras.Model(inputs, zoo.classifier_head(x, info.num_classes))
+    return zoo.compile_classifier(model, zoo.make_optimizer("adam", 1e-3),
+                                  num_classes=info.num_classes)
+"""
+
+
+def _search(folder: Path, space: str, *extra: str) -> None:
+    (folder / "space.py").write_text(space)
+    result = automl("search", "space.py", "--trials", "1", *extra, cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Report: " in result.stdout
+
+
+@pytest.fixture(scope="module")
+def plain_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A search with a plain CNN trained with augmentation; it ends retrained and reported."""
+    folder = tmp_path_factory.mktemp("plain")
+    _search(folder, PLAIN)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backbone_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A keras.applications backbone with augmentation on 32×32 RGB data (no retrain: the
+    export then takes the trial's checkpoint)."""
+    folder = tmp_path_factory.mktemp("backbone")
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = rng.integers(0, 60, (90, 32, 32, 3), dtype=np.uint8)
+    x[np.arange(90), :, :, y] += 150  # the class shows in one colour channel
+    np.savez(folder / "rgb.npz", x_train=x, y_train=y, class_names=np.array(["r", "g", "b"]))
+    _search(folder, BACKBONE, "--data", "rgb.npz", "--no-retrain")
+    return folder
+
+
+def _card(folder: Path) -> dict[str, object]:
+    return json.loads((folder / "model_card.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_search_ended_with_a_retrained_winner(plain_study: Path) -> None:
+    report = (plain_study / "runs" / "space" / "report.html").read_text()
+    assert "Retrained winner" in report and "Not retrained yet" not in report
+    assert list((plain_study / "runs" / "space" / "retrain").glob("trial-0-seed-0.keras"))
+
+
+def test_retrain_seeds_and_checkpoint(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(plain_study)
+    assert main(["retrain", "space", "--seeds", "2", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "trial 0 (retrain, seed 0)" in out and "trial 0 (retrain, seed 1)" in out
+    assert main(["retrain", "space", "--from-checkpoint"]) == 0
+    assert "trial 0 (checkpoint, seed 0)" in capsys.readouterr().out
+    from automl.storage.tables import ResultTables
+
+    tables = ResultTables(f"sqlite:///{plain_study / 'runs' / 'automl.db'}")
+    rows = tables.retrains("space")
+    tables.close()
+    sources = sorted((r.source, r.seed) for r in rows)
+    assert sources.count(("retrain", 0)) == 2 and ("checkpoint", 0) in sources
+    metrics = rows[0].metrics
+    assert {"accuracy", "top5_accuracy", "macro_f1", "confusion_matrix", "per_class"} <= set(
+        metrics
+    )
+    assert len(metrics["per_class"]) == 10
+
+
+def test_export_every_format_of_the_plain_cnn(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(plain_study)
+    assert (
+        main(["export", "space", "-o", "exported", "--format", "keras,savedmodel,tflite,onnx"]) == 0
+    )
+    out = plain_study / "exported"
+    for name in (
+        "model.keras",
+        "saved_model",
+        "model.tflite",
+        "model.onnx",
+        "model_card.json",
+        "README.md",
+    ):
+        assert (out / name).exists(), name
+    card = _card(out)
+    assert card["model"] == "retrained"
+    parity = card["parity_max_abs_difference"]
+    assert isinstance(parity, dict)
+    assert set(parity) == {"keras", "savedmodel", "tflite_float32", "onnx"}
+    assert all(value <= 1e-4 for value in parity.values())
+    config = json.dumps(
+        json.loads(
+            subprocess.run(
+                ["unzip", "-p", str(out / "model.keras"), "config.json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+    )
+    assert "RandomRotation" not in config and "augment_" not in config
+
+
+def test_export_reloads_in_a_fresh_process_with_safe_mode(plain_study: Path) -> None:
+    out = plain_study / "exported"
+    if not out.exists():
+        pytest.skip("runs after the export test")
+    code = (
+        "import sys, numpy as np, keras\n"
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "x = np.load(sys.argv[2])\n"
+        "print('SHAPE', model.predict(x, verbose=0).shape)\n"
+    )
+    sample = plain_study / "sample.npy"
+    np.save(sample, np.zeros((3, 8, 8, 1), dtype="float32"))
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(out / "model.keras"), str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert "SHAPE (3, 10)" in result.stdout, result.stderr[-2000:]
+
+
+def test_int8_export_measures_the_accuracy_change(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(plain_study)
+    assert main(["export", "space", "-o", "int8", "--format", "tflite", "--quantize", "int8"]) == 0
+    change = _card(plain_study / "int8")["tflite_quantized_accuracy_change"]
+    assert isinstance(change, dict)
+    assert set(change) == {"keras_test_accuracy", "tflite_test_accuracy", "change"}
+    assert change["change"] == pytest.approx(
+        change["tflite_test_accuracy"] - change["keras_test_accuracy"]
+    )
+
+
+def test_export_of_a_backbone_trained_with_augmentation(
+    backbone_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(backbone_study)
+    assert (
+        main(["export", "space", "-o", "exported", "--format", "keras,savedmodel,tflite,onnx"]) == 0
+    )
+    card = _card(backbone_study / "exported")
+    assert card["model"] == "checkpoint"  # no retrain in this study
+    parity = card["parity_max_abs_difference"]
+    assert isinstance(parity, dict) and len(parity) == 4
+    assert all(value <= 1e-4 for value in parity.values()), parity
+    assert card["input"] == {
+        "shape": [32, 32, 3],
+        "dtype": "float32",
+        "batch_dimension": "first; TFLite runs one image at a time",
+    }
+
+
+def _images(folder: Path) -> list[str]:
+    """PNGs of other sizes and colour modes than training, and one broken file."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    paths = []
+    three = (digits.images[3] * 16).astype("uint8")
+    for name, image in [
+        ("gray-big.png", Image.fromarray(three, "L").resize((64, 64))),
+        ("rgb-wide.png", Image.fromarray(three, "L").resize((40, 24)).convert("RGB")),
+        ("rgba.png", Image.fromarray(three, "L").resize((16, 16)).convert("RGBA")),
+        ("palette.png", Image.fromarray(three, "L").resize((12, 12)).convert("P")),
+    ]:
+        image.save(folder / name)
+        paths.append(str(folder / name))
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    return [*paths, str(folder / "broken.png")]
+
+
+def test_predict_other_sizes_and_modes(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(plain_study)
+    if not (plain_study / "exported").exists():
+        assert main(["export", "space", "-o", "exported"]) == 0
+    paths = _images(plain_study)
+    capsys.readouterr()
+    for backend in ("keras", "tflite"):
+        assert (
+            main(["predict", "exported", *paths, "--json", "--top-k", "3", "--backend", backend])
+            == 1
+        )  # one file was bad
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [line["file"] for line in lines] == paths
+        assert lines[-1]["error"].startswith("not a readable image")
+        for line in lines[:-1]:
+            predictions = line["predictions"]
+            assert len(predictions) == 3
+            assert predictions[0]["probability"] >= predictions[1]["probability"]
+            assert predictions[0]["class"] in [str(i) for i in range(10)]
+
+
+def test_predict_library_matches_the_cli(plain_study: Path) -> None:
+    from automl.deploy import Predictor
+
+    predictor = Predictor(plain_study / "exported")
+    paths = _images(plain_study)[:2]
+    results = predictor.predict_files(paths, top_k=1)
+    assert [r.path for r in results] == paths and all(r.error is None for r in results)
+
+
+def test_export_errors(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(plain_study)
+    assert main(["export", "space", "-o", "x", "--format", "jpeg"]) == 2
+    assert "unknown or empty" in capsys.readouterr().err
+    assert main(["export", "space", "-o", "no/such/parent/x"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", "space", "-o", "x", "--trial", "99"]) == 2
+    assert "has no trial 99" in capsys.readouterr().err
+    assert main(["predict", "runs", "a.png"]) == 2
+    assert "not an automl export" in capsys.readouterr().err
+
+
+def test_onnx_without_the_extra_says_how_to_get_it(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(plain_study)
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if the extra were not installed
+    assert main(["export", "space", "-o", "no-onnx", "--format", "keras,onnx"]) == 0
+    assert "install the onnx extra (pip install 'automl-keras[onnx]')" in capsys.readouterr().out
+    assert not (plain_study / "no-onnx" / "model.onnx").exists()
+
+
+def test_interrupted_export_leaves_the_previous_one(plain_study: Path) -> None:
+    """F7: kill -9 an export midway; the destination still holds the previous complete one."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.run(
+        [sys.executable, "-m", "automl", "export", "space", "-o", "atomic", "--format", "keras"],
+        cwd=plain_study,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert first.returncode == 0, first.stderr
+    before = (plain_study / "atomic" / "model_card.json").read_text()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "automl",
+            "export",
+            "space",
+            "-o",
+            "atomic",
+            "--format",
+            "keras,savedmodel,tflite",
+        ],
+        cwd=plain_study,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    staging = plain_study / f".atomic.tmp-{process.pid}"
+    deadline = time.monotonic() + 120
+    while not (staging / "model.keras").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert staging.exists(), "the export never started writing"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (plain_study / "atomic" / "model_card.json").read_text() == before
+    assert set(os.listdir(plain_study / "atomic")) == {
+        "model.keras",
+        "model_card.json",
+        "README.md",
+    }
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automl",
+            "export",
+            "space",
+            "-o",
+            "atomic",
+            "--format",
+            "keras,tflite",
+        ],
+        cwd=plain_study,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr
+    assert (plain_study / "atomic" / "model.tflite").exists()
+    assert not staging.exists()  # the leftover of the killed export is cleaned up
