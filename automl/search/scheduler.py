@@ -398,12 +398,14 @@ class _Search:
 
         requeued = []
         for trial in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
-            owner = trial.user_attrs.get(keys.OWNER)
+            owner = trial.user_attrs.get(keys.LAUNCH)
             if self.store.sqlite_path is None and owner_is_alive(owner):
                 continue  # another live scheduler (another host) owns it
             storage = self.store.storage
             storage.set_trial_user_attr(
-                trial._trial_id, keys.FAILURE, "the scheduler stopped while it ran"
+                trial._trial_id,
+                keys.RESULT,
+                {"failure": "the scheduler stopped while it ran", "failure_kind": "stale"},
             )
             storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
             if self._requeue(study, trial.number, trial.params, trial.user_attrs):
@@ -539,8 +541,7 @@ class _Search:
     def _launch(self, study: Any, handle: WorkerHandle) -> None:
         trial = study.ask()
         number = trial.number
-        trial.set_user_attr(keys.SLOT, handle.slot.name)
-        trial.set_user_attr(keys.OWNER, owner_tag())
+        trial.set_user_attr(keys.LAUNCH, {"slot": handle.slot.name, **owner_tag()})
         request = TrialRequest(
             number=number,
             seed=self.config.seed * 1_000_003 + number,
@@ -591,7 +592,9 @@ class _Search:
         trial = running.trial
         self._set_result_attrs(trial, result)
         if result.history:
-            self.artifacts.write_json(self.artifacts.history_path(number), result.history)
+            self.artifacts.write_json(
+                self.artifacts.history_path(number), result.history, durable=False
+            )
         state = self._tell(study, trial, result)
         if state.finished:
             self.finished += 1
@@ -620,7 +623,8 @@ class _Search:
                 dict(result.params),
             )
         )
-        self._keep_best_checkpoints()
+        if result.checkpoint is not None:
+            self._keep_best_checkpoints()
         grown = (rss - (handle.first_rss or rss)) > self.config.recycle_memory_mib
         if (
             result.failure_kind is FailureKind.OOM
@@ -661,15 +665,17 @@ class _Search:
 
     @staticmethod
     def _set_result_attrs(trial: Any, result: TrialResult) -> None:
-        trial.set_user_attr(keys.EPOCHS_RUN, result.epochs_run)
-        trial.set_user_attr(keys.BEST_EPOCH, result.best_epoch)
-        trial.set_user_attr(keys.PARAMS_COUNT, result.params_count)
-        trial.set_user_attr(keys.TIMINGS, {k: round(v, 4) for k, v in result.timings.items()})
-        if result.failure:
-            trial.set_user_attr(keys.FAILURE, result.failure)
-            trial.set_user_attr(
-                keys.FAILURE_KIND, result.failure_kind.value if result.failure_kind else None
-            )
+        trial.set_user_attr(
+            keys.RESULT,
+            {
+                "epochs_run": result.epochs_run,
+                "best_epoch": result.best_epoch,
+                "params_count": result.params_count,
+                "timings": {k: round(v, 4) for k, v in result.timings.items()},
+                "failure": result.failure,
+                "failure_kind": result.failure_kind.value if result.failure_kind else None,
+            },
+        )
 
     def _died(self, study: Any, pool: WorkerPool, handle: WorkerHandle, code: int | None) -> None:
         from optuna.trial import TrialState as OptunaState
@@ -679,9 +685,10 @@ class _Search:
         if number is not None:
             running = self.running.pop(number)
             self.busy[handle.slot.name] += time.monotonic() - running.started
-            running.trial.set_user_attr(keys.FAILURE, reason)
-            running.trial.set_user_attr(keys.FAILURE_KIND, "died")
-            running.trial.set_user_attr(keys.EPOCHS_RUN, running.epoch)
+            running.trial.set_user_attr(
+                keys.RESULT,
+                {"failure": reason, "failure_kind": "died", "epochs_run": running.epoch},
+            )
             params, attrs = running.trial.params, running.trial.user_attrs
             self._tell_optuna(study, running.trial, state=OptunaState.FAIL)
             retried = self._requeue(study, number, params, attrs)
@@ -724,8 +731,14 @@ class _Search:
         from optuna.trial import TrialState as OptunaState
 
         for number, running in list(self.running.items()):
-            running.trial.set_user_attr(keys.FAILURE, "interrupted (Ctrl-C)")
-            running.trial.set_user_attr(keys.EPOCHS_RUN, running.epoch)
+            running.trial.set_user_attr(
+                keys.RESULT,
+                {
+                    "failure": "interrupted (Ctrl-C)",
+                    "failure_kind": "interrupted",
+                    "epochs_run": running.epoch,
+                },
+            )
             params, attrs = running.trial.params, running.trial.user_attrs
             self._tell_optuna(study, running.trial, state=OptunaState.FAIL)
             self._requeue(study, number, params, attrs)

@@ -61,8 +61,12 @@ class ArtifactStore:
                 removed.append(number)
         return sorted(removed)
 
-    def write_json(self, path: Path, data: Any) -> None:
-        write_atomically(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+    def write_json(self, path: Path, data: Any, *, durable: bool = True) -> None:
+        """Write JSON atomically; `durable=False` skips the fsync (for files that can be
+        recomputed, like per-trial histories, where the fsync would dominate a fast trial)."""
+        write_atomically(
+            path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"), durable=durable
+        )
 
     def read_json(self, path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -103,12 +107,16 @@ class ArtifactStore:
             handle.close()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never half."""
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` so a reader sees the old file or the new one, never half.
+
+    `durable` also fsyncs the data before the rename, so a power cut cannot leave an empty file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            os.fsync(handle.fileno())
     os.replace(temporary, path)

@@ -35,20 +35,11 @@ SPACE, DATA, OBJECTIVE, SETTINGS, RUNS = (
     "automl:settings",
     "automl:runs",
 )
-# Trial attributes.
-BEST_EPOCH, EPOCHS_RUN, PARAMS_COUNT, TIMINGS = (
-    "automl:best_epoch",
-    "automl:epochs_run",
-    "automl:params_count",
-    "automl:timings",
-)
-SLOT, FAILURE, FAILURE_KIND, RETRY_OF, OWNER = (
-    "automl:slot",
-    "automl:failure",
-    "automl:failure_kind",
-    "automl:retry_of",
-    "automl:owner",
-)
+# Trial attributes: one JSON object each, written in one go (every attribute is a commit).
+LAUNCH = "automl:launch"  # {"slot", "host", "pid"}: who runs the trial
+RESULT = "automl:result"  # {"epochs_run", "best_epoch", "params_count", "timings", "failure",
+#                            "failure_kind"}: how it ended
+RETRY_OF = "automl:retry_of"  # the trial this one retries (set when it is enqueued)
 
 
 @dataclass(frozen=True)
@@ -216,24 +207,26 @@ class StudyStore:
 def trial_record(trial: Any) -> TrialRecord:
     """A `TrialRecord` from an Optuna `FrozenTrial`."""
     attrs = trial.user_attrs
+    result = attrs.get(RESULT) or {}
+    launch = attrs.get(LAUNCH) or {}
     state = _state(trial.state)
     intermediate = {int(step): float(v) for step, v in trial.intermediate_values.items()}
-    epochs_run = int(attrs.get(EPOCHS_RUN, max(intermediate, default=0)))
+    epochs_run = int(result.get("epochs_run", max(intermediate, default=0)))
     return TrialRecord(
         number=trial.number,
         state=state,
         value=trial.value if state.finished else None,
         params=dict(trial.params),
         intermediate=intermediate,
-        best_epoch=attrs.get(BEST_EPOCH),
+        best_epoch=result.get("best_epoch"),
         epochs_run=epochs_run,
-        params_count=attrs.get(PARAMS_COUNT),
+        params_count=result.get("params_count"),
         started=trial.datetime_start,
         completed=trial.datetime_complete,
-        slot=attrs.get(SLOT),
-        failure=attrs.get(FAILURE),
+        slot=launch.get("slot"),
+        failure=result.get("failure"),
         retry_of=attrs.get(RETRY_OF),
-        timings=attrs.get(TIMINGS) or {},
+        timings=result.get("timings") or {},
     )
 
 

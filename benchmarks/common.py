@@ -1,0 +1,63 @@
+"""Shared helpers of the benchmark scripts: the machine description and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict[str, Any]:
+    """What `automl env` reports, plus the thread settings, recorded with every result."""
+    env = subprocess.run(
+        [sys.executable, "-m", "automl", "env"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    return {
+        "automl_env": env.stdout.strip().splitlines(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_result(name: str, data: dict[str, Any], figure: Any | None = None) -> Path:
+    """Write `results/<name>.json` (and `<name>.html` when a plotly figure is given)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({**data, "machine": machine()}, indent=1, default=str))
+    if figure is not None:
+        # One local copy of plotly.js (the report's cartesian bundle) serves every figure.
+        bundle = RESULTS / "plotly-cartesian.min.js"
+        if not bundle.exists():
+            source = REPO / "automl" / "reports" / "assets" / "plotly-cartesian.min.js"
+            bundle.write_bytes(source.read_bytes())
+        figure.write_html(RESULTS / f"{name}.html", include_plotlyjs=bundle.name, full_html=True)
+    return path
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain-text table for the terminal and the README."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
