@@ -83,21 +83,27 @@ class StudyStore:
             )
         self.url = check_storage_url(url, create_folder=create_folder)
         self.sqlite_path = _sqlite_path(self.url)
-        self.storage = self._open(create, heartbeat_interval)
+        self._create = create
+        self._heartbeat_interval = heartbeat_interval
+        self._storage: Any = None
+        if create:
+            self._storage = self._open(create, heartbeat_interval)
+
+    @property
+    def storage(self) -> Any:
+        """Optuna's `RDBStorage` (opened on first use: listing studies does not need it)."""
+        if self._storage is None:
+            self._storage = self._open(self._create, self._heartbeat_interval)
+        return self._storage
 
     def _open(self, create: bool, heartbeat_interval: int | None) -> Any:
         import optuna
         import sqlalchemy.exc
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        engine_kwargs: dict[str, Any] = {}
-        if self.sqlite_path is not None:
-            # A long busy timeout: readers and the writer never fail with "database is locked".
-            engine_kwargs["connect_args"] = {"timeout": 60}
-            if create:
-                _enable_wal(self.sqlite_path)
-        else:
-            engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs = _engine_kwargs(self.sqlite_path)
+        if self.sqlite_path is not None and create:
+            _enable_wal(self.sqlite_path)
         try:
             return optuna.storages.RDBStorage(
                 self.url,
@@ -124,9 +130,7 @@ class StudyStore:
     # -- studies ----------------------------------------------------------------------------
 
     def study_names(self) -> list[str]:
-        import optuna
-
-        return sorted(s.study_name for s in optuna.get_all_study_summaries(self.storage))
+        return sorted(s.study_name for s in self.storage.get_all_studies())
 
     def load_study(self, name: str) -> optuna.Study:
         """An existing study; the error lists the studies that exist."""
@@ -143,38 +147,76 @@ class StudyStore:
             ) from exc
 
     def summaries(self) -> list[StudySummary]:
-        """Name, trials by state, best value and last update of every study."""
-        import optuna
+        """Name, trials by state, best value and last update of every study.
 
-        summaries = []
-        for study in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
-            trials = self.storage.get_all_trials(study._study_id, deepcopy=False)
-            counts = dict.fromkeys(TrialState, 0)
-            best: float | None = None
-            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-            last: datetime | None = None
-            for trial in trials:
-                state = _state(trial.state)
-                counts[state] += 1
-                if (
-                    state is TrialState.COMPLETE
-                    and trial.value is not None
-                    and (best is None or (trial.value > best if maximize else trial.value < best))
-                ):
-                    best = trial.value
-                moment = trial.datetime_complete or trial.datetime_start
-                if moment is not None and (last is None or moment > last):
-                    last = moment
-            summaries.append(
-                StudySummary(
-                    name=study.study_name,
-                    counts=counts,
-                    best_value=best,
-                    direction="maximize" if maximize else "minimize",
-                    last_update=last,
+        Aggregate queries over Optuna's tables (read-only, through Optuna's own ORM models,
+        without opening its storage), so listing stays fast however many trials there are.
+        """
+        import sqlalchemy.exc
+        from optuna.storages._rdb import models
+        from sqlalchemy import create_engine, func
+        from sqlalchemy.orm import Session
+
+        engine = create_engine(self.url, **_engine_kwargs(self.sqlite_path))
+        trial = models.TrialModel
+        value = models.TrialValueModel
+        direction_model = models.StudyDirectionModel
+        try:
+            with Session(engine) as session:
+                names = dict(
+                    session.query(models.StudyModel.study_id, models.StudyModel.study_name).all()
                 )
-            )
-        return sorted(summaries, key=lambda s: s.name)
+                maximize = {
+                    study_id: direction.name == "MAXIMIZE"
+                    for study_id, direction in session.query(
+                        direction_model.study_id, direction_model.direction
+                    ).filter(direction_model.objective == 0)
+                }
+                counts = {i: dict.fromkeys(TrialState, 0) for i in names}
+                last: dict[int, datetime | None] = dict.fromkeys(names)
+                best: dict[int, float | None] = dict.fromkeys(names)
+                grouped = session.query(
+                    trial.study_id,
+                    trial.state,
+                    func.count(trial.trial_id),
+                    func.max(trial._datetime_complete_utc),
+                    func.max(trial._datetime_start_utc),
+                ).group_by(trial.study_id, trial.state)
+                for study_id, state, count, completed, started in grouped:
+                    if study_id not in counts:
+                        continue
+                    counts[study_id][_state(state)] += int(count)
+                    moment = completed or started
+                    if moment is not None and (last[study_id] is None or moment > last[study_id]):
+                        last[study_id] = moment
+                extremes = (
+                    session.query(trial.study_id, func.max(value.value), func.min(value.value))
+                    .join(value, value.trial_id == trial.trial_id)
+                    .filter(trial.state == models.TrialState.COMPLETE, value.objective == 0)
+                    .group_by(trial.study_id)
+                )
+                for study_id, high, low in extremes:
+                    if study_id in names:
+                        best[study_id] = high if maximize.get(study_id, True) else low
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot read the study store {self.shown_url}: {redact_url(one_line(exc, 200))}"
+            ) from exc
+        finally:
+            engine.dispose()
+        return sorted(
+            (
+                StudySummary(
+                    name=name,
+                    counts=counts[study_id],
+                    best_value=best[study_id],
+                    direction="maximize" if maximize.get(study_id, True) else "minimize",
+                    last_update=last[study_id],
+                )
+                for study_id, name in names.items()
+            ),
+            key=lambda s: s.name,
+        )
 
     def record(self, name: str) -> StudyRecord:
         """The read model of a study."""
@@ -259,6 +301,13 @@ def owner_is_alive(owner: Mapping[str, Any] | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _engine_kwargs(sqlite_path: Path | None) -> dict[str, Any]:
+    if sqlite_path is not None:
+        # A long busy timeout: readers and the writer never fail with "database is locked".
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
 
 
 def _sqlite_path(url: str) -> Path | None:
