@@ -590,7 +590,7 @@ class _Search:
         seconds = time.monotonic() - running.started
         self.busy[handle.slot.name] += seconds
         trial = running.trial
-        self._set_result_attrs(trial, result)
+        self._set_result_attrs(trial, result, rss)
         if result.history:
             self.artifacts.write_json(
                 self.artifacts.history_path(number), result.history, durable=False

@@ -38,7 +38,7 @@ SPACE, DATA, OBJECTIVE, SETTINGS, RUNS = (
 # Trial attributes: one JSON object each, written in one go (every attribute is a commit).
 LAUNCH = "automl:launch"  # {"slot", "host", "pid"}: who runs the trial
 RESULT = "automl:result"  # {"epochs_run", "best_epoch", "params_count", "timings", "failure",
-#                            "failure_kind"}: how it ended
+#                            "failure_kind", "worker_rss_mib"}: how it ended
 RETRY_OF = "automl:retry_of"  # the trial this one retries (set when it is enqueued)
 
 

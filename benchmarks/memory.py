@@ -1,0 +1,73 @@
+"""F8 — resident memory of one worker over 30 sequential trials (recycling turned off).
+
+Searches `spaces/cnn.py` on digits with one CPU worker that is never recycled, then reads the
+worker's resident memory after each trial from the study (the scheduler stores it).
+
+    python benchmarks/memory.py [--trials 30] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import REPO, table, write_result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    from automl.search.scheduler import SearchConfig, run_search
+    from automl.storage.store import RESULT, StudyStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        home = os.getcwd()
+        os.chdir(folder)
+        try:
+            config = SearchConfig(
+                space=str(REPO / "spaces" / "cnn.py"),
+                trials=args.trials,
+                epochs=args.epochs,
+                sampler="random",
+                pruner="none",
+                recycle_after=10**6,
+                recycle_memory_mib=1e9,
+                study="memory",
+            )
+            summary = run_search(config, gpu_probe=lambda: [])
+            store = StudyStore(summary.storage_url)
+            study = store.load_study("memory")
+            rss = [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
+        finally:
+            os.chdir(home)
+    growth = [b - a for a, b in zip(rss, rss[1:], strict=False)]
+    rows = [
+        [i + 1, f"{value:.0f}"] for i, value in enumerate(rss) if i in (0, 4, 9, 19, len(rss) - 1)
+    ]
+    print(table(rows, ["after trial", "worker RSS MiB"]))
+    per_trial = (rss[-1] - rss[0]) / max(1, len(rss) - 1)
+    print(
+        f"first {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB, {per_trial:.1f} MiB per trial on "
+        "average; the scheduler replaces a worker whose memory grew by more than 1 GiB"
+    )
+    write_result(
+        "memory",
+        {
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "rss_mib": rss,
+            "growth_per_trial_mib": per_trial,
+            "steps": growth,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
