@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import itertools
+
 from benchmarks.common import REPO, table, write_result
 
 
@@ -47,7 +49,7 @@ def main() -> None:
             rss = [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
         finally:
             os.chdir(home)
-    growth = [b - a for a, b in zip(rss, rss[1:], strict=False)]
+    growth = [b - a for a, b in itertools.pairwise(rss)]
     rows = [
         [i + 1, f"{value:.0f}"] for i, value in enumerate(rss) if i in (0, 4, 9, 19, len(rss) - 1)
     ]

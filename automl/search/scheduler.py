@@ -664,10 +664,11 @@ class _Search:
             self.stopped = self.stopped or "the grid sampler has tried every combination"
 
     @staticmethod
-    def _set_result_attrs(trial: Any, result: TrialResult) -> None:
+    def _set_result_attrs(trial: Any, result: TrialResult, rss: float) -> None:
         trial.set_user_attr(
             keys.RESULT,
             {
+                "worker_rss_mib": round(rss, 1),
                 "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch,
                 "params_count": result.params_count,
