@@ -178,7 +178,7 @@ def main() -> None:
                     f"seed {seed}: {name} best {final[2]:.4f} after {final[1]} epochs", flush=True
                 )
             target = kt["curve"][-1][2]
-            for name, arm in arms.items():
+            for arm in arms.values():
                 seconds, epochs = reached(arm["curve"], target)
                 arm.update(
                     reached_seconds=seconds,
@@ -200,7 +200,7 @@ def main() -> None:
                 f"{len(epochs)}/{len(arms)}",
                 f"{median(epochs):.0f}" if epochs else "-",
                 f"{median(seconds):.0f}" if seconds else "-",
-                f"{median([a['test_accuracy'] for a in arms if a['test_accuracy'] is not None]):.4f}",
+                f"{median([a['test_accuracy'] for a in arms if a['test_accuracy']]):.4f}",
             ]
         )
     print(
