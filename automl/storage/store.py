@@ -112,6 +112,11 @@ class StudyStore:
                 heartbeat_interval=heartbeat_interval,
                 grace_period=3 * heartbeat_interval if heartbeat_interval else None,
             )
+        except ImportError as exc:
+            raise StoreError(
+                f"{self.shown_url}: the database driver is not installed; for PostgreSQL run "
+                "pip install 'automl-keras[postgres]'."
+            ) from exc
         except (
             sqlalchemy.exc.SQLAlchemyError,
             optuna.exceptions.OptunaError,
