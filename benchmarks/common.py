@@ -82,3 +82,22 @@ def mnist_5k_npz(folder: Path) -> Path:
     path = folder / "mnist5k.npz"
     np.savez(path, x_train=x, y_train=y, class_names=np.array([str(i) for i in range(10)]))
     return path
+
+
+def search_cnn(**settings: Any) -> tuple[Any, float]:
+    """Search `spaces/cnn.py` on CPU slots in a temporary folder (its own store); returns the
+    search summary and the wall seconds. `settings` are `SearchConfig` fields."""
+    import tempfile
+
+    from automl.search.scheduler import SearchConfig, run_search
+
+    home = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            config = SearchConfig(space=str(REPO / "spaces" / "cnn.py"), **settings)
+            started = time.perf_counter()
+            summary = run_search(config, gpu_probe=lambda: [])
+            return summary, time.perf_counter() - started
+        finally:
+            os.chdir(home)

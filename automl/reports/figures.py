@@ -102,7 +102,7 @@ def param_importances(record: StudyRecord, seed: int = 0) -> list[Importance]:
         for t in record.trials
         if t.state is TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
     ]
-    names = _param_names(trials)
+    names = param_names(trials)
     if len(trials) < 4 or not names:
         return []
     columns = [_encode(trials, name) for name in names]
@@ -122,7 +122,8 @@ def param_importances(record: StudyRecord, seed: int = 0) -> list[Importance]:
     return sorted(result, key=lambda imp: -imp.value)
 
 
-def _param_names(trials: Sequence[TrialRecord]) -> list[str]:
+def param_names(trials: Sequence[TrialRecord]) -> list[str]:
+    """Every parameter name of the trials, in first-seen order."""
     names: dict[str, None] = {}
     for trial in trials:
         for name in trial.params:

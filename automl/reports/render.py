@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from automl.reports import figures
-from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.records import StudyRecord, TrialState
 from automl.storage.tables import RetrainRecord
 
 STATE_COLOURS = {
@@ -355,7 +355,7 @@ def render_report(
             "Needs at least 4 complete trials with varying parameters.",
         )
     )
-    top = [i.name for i in importances] or _param_names(record.trials)
+    top = [i.name for i in importances] or figures.param_names(record.trials)
     parallel = figures.parallel_coordinates(record, top)
     figs.append(
         (
@@ -403,14 +403,6 @@ def render_report(
         plotly=_plotly_js(),
         script=_SCRIPT,
     )
-
-
-def _param_names(trials: Sequence[TrialRecord]) -> list[str]:
-    names: dict[str, None] = {}
-    for trial in trials:
-        for name in trial.params:
-            names.setdefault(name, None)
-    return list(names)
 
 
 def _figure_block(name: str, title: str, fig: dict[str, Any] | None, empty: str) -> str:

@@ -182,30 +182,7 @@ def run_trial(
         "total": total,
         **tracker.epoch_timings(),
     }
-    if tracker.nan_epoch is not None:
-        return TrialResult(
-            Outcome.FAILED,
-            hp.values,
-            tracker.history,
-            tracker.best_epoch,
-            tracker.best_value,
-            tracker.params_count,
-            timings,
-            failure=f"loss became NaN at epoch {tracker.nan_epoch}",
-            failure_kind=FailureKind.NAN,
-            checkpoint=tracker.written,
-        )
-    outcome = Outcome.PRUNED if tracker.pruned else Outcome.COMPLETE
-    return TrialResult(
-        outcome,
-        hp.values,
-        tracker.history,
-        tracker.best_epoch,
-        tracker.best_value,
-        tracker.params_count,
-        timings,
-        checkpoint=tracker.written,
-    )
+    return tracker.result(hp.values, timings)
 
 
 class ObjectiveMissing(Exception):
