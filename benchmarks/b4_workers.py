@@ -10,41 +10,26 @@ utilisation. On a GPU machine pass `--gpus` to compare 1 GPU with N GPUs / K tri
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, table, write_result
+from benchmarks.common import search_cnn, table, write_result
 
 
 def run(workers: int, trials: int, epochs: int) -> dict[str, Any]:
-    from automl.search.scheduler import SearchConfig, run_search
-
-    with tempfile.TemporaryDirectory() as folder:
-        home = os.getcwd()
-        os.chdir(folder)
-        try:
-            config = SearchConfig(
-                space=str(REPO / "spaces" / "cnn.py"),
-                trials=trials,
-                epochs=epochs,
-                workers=workers,
-                sampler="random",
-                pruner="none",
-                patience=None,
-                seed=0,
-                study=f"w{workers}",
-            )
-            started = time.perf_counter()
-            summary = run_search(config, gpu_probe=lambda: [])
-            seconds = time.perf_counter() - started
-        finally:
-            os.chdir(home)
+    summary, seconds = search_cnn(
+        trials=trials,
+        epochs=epochs,
+        workers=workers,
+        sampler="random",
+        pruner="none",
+        patience=None,
+        seed=0,
+        study=f"w{workers}",
+    )
     return {
         "workers": workers,
         "seconds": seconds,

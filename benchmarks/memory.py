@@ -9,16 +9,14 @@ worker's resident memory after each trial from the study (the scheduler stores i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import itertools
 
-from benchmarks.common import REPO, table, write_result
+from benchmarks.common import search_cnn, table, write_result
 
 
 def main() -> None:
@@ -26,29 +24,19 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    from automl.search.scheduler import SearchConfig, run_search
     from automl.storage.store import RESULT, StudyStore
 
-    with tempfile.TemporaryDirectory() as folder:
-        home = os.getcwd()
-        os.chdir(folder)
-        try:
-            config = SearchConfig(
-                space=str(REPO / "spaces" / "cnn.py"),
-                trials=args.trials,
-                epochs=args.epochs,
-                sampler="random",
-                pruner="none",
-                recycle_after=10**6,
-                recycle_memory_mib=1e9,
-                study="memory",
-            )
-            summary = run_search(config, gpu_probe=lambda: [])
-            store = StudyStore(summary.storage_url)
-            study = store.load_study("memory")
-            rss = [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
-        finally:
-            os.chdir(home)
+    summary, _ = search_cnn(
+        trials=args.trials,
+        epochs=args.epochs,
+        sampler="random",
+        pruner="none",
+        recycle_after=10**6,
+        recycle_memory_mib=1e9,
+        study="memory",
+    )
+    study = StudyStore(summary.storage_url).load_study("memory")
+    rss = [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
     growth = [b - a for a, b in itertools.pairwise(rss)]
     rows = [
         [i + 1, f"{value:.0f}"] for i, value in enumerate(rss) if i in (0, 4, 9, 19, len(rss) - 1)
