@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -239,6 +241,8 @@ def run_search(
         raise UsageError(
             f"unknown --sampler {config.sampler!r}; use one of {', '.join(engines.SAMPLERS)}."
         )
+    if config.sampler != "grid":  # grid needs the space's parameters, known after preflight
+        engines.make_sampler(config.sampler, seed=config.seed, slots=len(slots))
     dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
     store = StudyStore(
         config.storage or default_storage_url(),
@@ -469,22 +473,27 @@ class _Search:
         )
         pool = WorkerPool(self.slots, setup)
         deadline = self.started + self.config.timeout if self.config.timeout else None
-        try:
-            pool.start()
-            self._loop(study, pool, deadline)
-        except KeyboardInterrupt:
-            self._record_interrupted(study)
-            raise
-        finally:
-            pool.stop()
-            self._keep_best_checkpoints()
+        with _InterruptFlag() as interrupted:
+            try:
+                pool.start()
+                self._loop(study, pool, deadline, interrupted)
+            except KeyboardInterrupt:
+                self._record_interrupted(study)
+                raise
+            finally:
+                pool.stop()
+                self._keep_best_checkpoints()
         if self.fatal is not None:
             raise self.fatal
         return self._summary()
 
-    def _loop(self, study: Any, pool: WorkerPool, deadline: float | None) -> None:
+    def _loop(
+        self, study: Any, pool: WorkerPool, deadline: float | None, interrupted: _InterruptFlag
+    ) -> None:
         sampler_ready = False
         while True:
+            if interrupted.set:
+                raise KeyboardInterrupt
             finished = self.finished
             stopping = self.stopped is not None or self.fatal is not None
             if deadline is not None and time.monotonic() >= deadline and not stopping:
@@ -788,6 +797,30 @@ class _Search:
             storage=self.store.shown_url,
             storage_url=self.store.url,
         )
+
+
+class _InterruptFlag:
+    """Ctrl-C sets a flag that the loop checks between messages, so the interrupt never lands
+    inside a store operation (SQLite turns it into a failed query that Optuna may retry,
+    losing the interrupt). A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _InterruptFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _versions() -> dict[str, str]:

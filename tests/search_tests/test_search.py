@@ -480,3 +480,12 @@ def test_show_and_studies_on_missing_things(
     assert "no study named 'nope'" in err and "studies there: space" in err
     assert main(["studies"]) == 0
     assert "space" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("torch") is not None,
+    reason="PyTorch is installed: the GP sampler runs",
+)
+def test_gp_sampler_without_pytorch_says_what_to_install(workdir: Path) -> None:
+    with pytest.raises(UsageError, match=r"--sampler gp needs PyTorch and SciPy"):
+        run_search(config(trials=2, sampler="gp"), gpu_probe=fake_gpus(0))
