@@ -84,9 +84,10 @@ def mnist_5k_npz(folder: Path) -> Path:
     return path
 
 
-def search_cnn(**settings: Any) -> tuple[Any, float]:
+def search_cnn(inspect: Any = None, **settings: Any) -> tuple[Any, float]:
     """Search `spaces/cnn.py` on CPU slots in a temporary folder (its own store); returns the
-    search summary and the wall seconds. `settings` are `SearchConfig` fields."""
+    search summary (or what `inspect(summary)` returns, called while the store still exists)
+    and the wall seconds. `settings` are `SearchConfig` fields."""
     import tempfile
 
     from automl.search.scheduler import SearchConfig, run_search
@@ -98,6 +99,7 @@ def search_cnn(**settings: Any) -> tuple[Any, float]:
             config = SearchConfig(space=str(REPO / "spaces" / "cnn.py"), **settings)
             started = time.perf_counter()
             summary = run_search(config, gpu_probe=lambda: [])
-            return summary, time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            return (inspect(summary) if inspect else summary), seconds
         finally:
             os.chdir(home)

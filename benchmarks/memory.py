@@ -26,7 +26,12 @@ def main() -> None:
     args = parser.parse_args()
     from automl.storage.store import RESULT, StudyStore
 
-    summary, _ = search_cnn(
+    def read_rss(summary: object) -> list[float]:
+        study = StudyStore(summary.storage_url).load_study("memory")  # type: ignore[attr-defined]
+        return [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
+
+    rss, _ = search_cnn(
+        read_rss,
         trials=args.trials,
         epochs=args.epochs,
         sampler="random",
@@ -35,8 +40,6 @@ def main() -> None:
         recycle_memory_mib=1e9,
         study="memory",
     )
-    study = StudyStore(summary.storage_url).load_study("memory")
-    rss = [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
     growth = [b - a for a, b in itertools.pairwise(rss)]
     rows = [
         [i + 1, f"{value:.0f}"] for i, value in enumerate(rss) if i in (0, 4, 9, 19, len(rss) - 1)
