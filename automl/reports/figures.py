@@ -94,9 +94,14 @@ class Importance:
     value: float
 
 
-def param_importances(record: StudyRecord, seed: int = 0) -> list[Importance]:
-    """Mean decrease in impurity of a random forest fitted to the complete trials (the method of
-    Optuna's `MeanDecreaseImpurityImportanceEvaluator`), normalised to sum to 1."""
+def param_importances(record: StudyRecord, bins: int = 8) -> list[Importance]:
+    """First-order importance of each parameter: the share of the objective's variance that
+    the parameter's own averages explain, Var(E[y | x_i]) / Var(y), over the complete trials.
+
+    Numbers are split into quantile bins (log-spaced ones on a log scale), categories kept as
+    they are, an inactive parameter is its own group; small groups are shrunk toward the mean
+    so a lucky single trial does not look important. The shares are normalised to sum to 1.
+    """
     trials = [
         t
         for t in record.trials
@@ -105,20 +110,26 @@ def param_importances(record: StudyRecord, seed: int = 0) -> list[Importance]:
     names = param_names(trials)
     if len(trials) < 4 or not names:
         return []
-    columns = [_encode(trials, name) for name in names]
-    varying = [i for i, column in enumerate(columns) if len(set(column)) > 1]
-    if not varying:
+    values = [float(t.value) for t in trials]  # type: ignore[arg-type]
+    mean = sum(values) / len(values)
+    total = sum((v - mean) ** 2 for v in values)
+    if total <= 0:
         return []
-    import numpy as np
-    from sklearn.ensemble import RandomForestRegressor
-
-    x = np.array([[columns[i][row] for i in varying] for row in range(len(trials))])
-    y = np.array([t.value for t in trials])
-    forest = RandomForestRegressor(n_estimators=64, max_depth=64, random_state=seed, n_jobs=1)
-    forest.fit(x, y)
-    scores = forest.feature_importances_
-    total = float(scores.sum()) or 1.0
-    result = [Importance(names[i], float(s) / total) for i, s in zip(varying, scores, strict=True)]
+    scores = {}
+    for name in names:
+        groups: dict[object, list[float]] = {}
+        for key, value in zip(_groups(trials, name, bins), values, strict=True):
+            groups.setdefault(key, []).append(value)
+        if len(groups) < 2:
+            continue
+        explained = 0.0
+        for members in groups.values():
+            count = len(members)
+            shrunk = (sum(members) + mean) / (count + 1)  # one pseudo-trial at the mean
+            explained += count * (shrunk - mean) ** 2
+        scores[name] = explained / total
+    norm = sum(scores.values()) or 1.0
+    result = [Importance(name, score / norm) for name, score in scores.items()]
     return sorted(result, key=lambda imp: -imp.value)
 
 
@@ -131,21 +142,26 @@ def param_names(trials: Sequence[TrialRecord]) -> list[str]:
     return list(names)
 
 
-def _encode(trials: Sequence[TrialRecord], name: str) -> list[float]:
-    """Numbers as they are (log-scaled when spread over decades), categories as codes; an
-    inactive (absent) parameter gets its own code."""
+def _groups(trials: Sequence[TrialRecord], name: str, bins: int) -> list[object]:
+    """Each trial's group for one parameter: its category, or its quantile bin."""
     values = [t.params.get(name) for t in trials]
     present = [v for v in values if v is not None]
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        numbers = [float(v) for v in present]
-        log = min(numbers) > 0 and max(numbers) / min(numbers) > 100
-        encoded = [math.log10(float(v)) if log else float(v) for v in present]
-        missing = min(encoded) - 1.0
-        it = iter(encoded)
-        return [next(it) if v is not None else missing for v in values]
-    labels = sorted({repr(v) for v in values})
-    categories = {label: i for i, label in enumerate(labels)}
-    return [float(categories[repr(v)]) for v in values]
+    numeric = present and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in present
+    )
+    if not numeric or len(set(present)) <= bins:
+        return [("value", repr(v)) if v is not None else ("inactive",) for v in values]
+    numbers = sorted(float(v) for v in present)
+    log = numbers[0] > 0 and numbers[-1] / numbers[0] > 100
+    scale = (lambda v: math.log10(v)) if log else (lambda v: v)
+    scaled = sorted(scale(v) for v in numbers)
+    edges = [scaled[min(len(scaled) - 1, round(k * len(scaled) / bins))] for k in range(1, bins)]
+    return [
+        ("bin", sum(1 for edge in edges if scale(float(v)) > edge))
+        if v is not None
+        else ("inactive",)
+        for v in values
+    ]
 
 
 @dataclass(frozen=True)

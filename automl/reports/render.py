@@ -36,9 +36,7 @@ def esc(value: object) -> str:
 
 def _json_for_script(data: Any) -> str:
     """JSON safe inside <script>: no `<`, `>` or `&` can close the tag or open a comment."""
-    from plotly.utils import PlotlyJSONEncoder
-
-    text = json.dumps(data, cls=PlotlyJSONEncoder, allow_nan=False, default=str)
+    text = json.dumps(data, allow_nan=False, default=str, separators=(",", ":"))
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -53,146 +51,150 @@ def _clean(values: Sequence[float | None]) -> list[float | None]:
 
 
 # -- figures --------------------------------------------------------------------------------------
+# Figures are plotly JSON built as plain dicts: plotly.js draws them in the page. (Building them
+# through plotly.graph_objects validates every trace and took seconds for large studies.)
+
+_AXIS = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "linecolor": "#9ca3af"}
 
 
 def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
-    return {
+    layout: dict[str, Any] = {
         "title": {"text": esc(title)},
-        "xaxis": {"title": {"text": esc(x)}},
-        "yaxis": {"title": {"text": esc(y)}},
+        "xaxis": {**_AXIS, "title": {"text": esc(x)}},
+        "yaxis": {**_AXIS, "title": {"text": esc(y)}},
         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
         "height": 380,
-        "template": "plotly_white",
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
         "legend": {"orientation": "h"},
-        **extra,
     }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(layout.get(key), dict):
+            layout[key] = {**layout[key], **value}
+        else:
+            layout[key] = value
+    return layout
+
+
+def _figure(traces: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    return {"data": traces, "layout": layout}
 
 
 def history_figure(data: figures.History, metric: str) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    traces = []
     for state in ("complete", "pruned"):
         index = [i for i, s in enumerate(data.states) if s == state]
-        fig.add_trace(
-            go.Scatter(
-                x=[data.numbers[i] for i in index],
-                y=_clean([data.values[i] for i in index]),
-                mode="markers",
-                name=state,
-                marker={"color": STATE_COLOURS[state], "size": 7},
-                hovertemplate="trial %{x}<br>%{y:.4f}<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": state,
+                "x": [data.numbers[i] for i in index],
+                "y": _clean([data.values[i] for i in index]),
+                "marker": {"color": STATE_COLOURS[state], "size": 7},
+                "hovertemplate": "trial %{x}<br>%{y:.4f}<extra></extra>",
+            }
         )
-    fig.add_trace(
-        go.Scatter(
-            x=data.numbers,
-            y=_clean(data.best_so_far),
-            mode="lines",
-            name="best so far",
-            line={"color": "#111827", "shape": "hv"},
-        )
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "best so far",
+            "x": data.numbers,
+            "y": _clean(data.best_so_far),
+            "line": {"color": "#111827", "shape": "hv"},
+        }
     )
-    fig.update_layout(_layout("Optimization history", "trial", metric))
-    return fig.to_plotly_json()
+    return _figure(traces, _layout("Optimization history", "trial", metric))
 
 
 def curves_figure(data: figures.Curves, metric: str) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    traces = []
     shown_legend: set[str] = set()
     for curve in data.curves:
-        fig.add_trace(
-            go.Scatter(
-                x=curve.epochs,
-                y=_clean(curve.values),
-                mode="lines+markers",
-                name=curve.state,
-                legendgroup=curve.state,
-                showlegend=curve.state not in shown_legend,
-                line={"color": STATE_COLOURS.get(curve.state, "#6b7280"), "width": 1},
-                marker={"size": 3},
-                opacity=0.6,
-                hovertemplate=f"trial {curve.number}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": curve.state,
+                "x": curve.epochs,
+                "y": _clean(curve.values),
+                "legendgroup": curve.state,
+                "showlegend": curve.state not in shown_legend,
+                "line": {"color": STATE_COLOURS.get(curve.state, "#6b7280"), "width": 1},
+                "marker": {"size": 3},
+                "opacity": 0.6,
+                "hovertemplate": f"trial {curve.number}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+            }
         )
         shown_legend.add(curve.state)
     title = "Learning curves (pruned trials stop early)"
     if data.omitted:
         title += f" — {data.omitted} trials not drawn"
-    fig.update_layout(_layout(title, "epoch", metric))
-    fig.update_xaxes(dtick=1)
-    return fig.to_plotly_json()
+    return _figure(traces, _layout(title, "epoch", metric, xaxis={"dtick": 1}))
 
 
 def importance_figure(data: Sequence[figures.Importance]) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
     ordered = list(reversed(data))
-    fig = go.Figure(
-        go.Bar(
-            x=[i.value for i in ordered],
-            y=[esc(i.name) for i in ordered],
-            orientation="h",
-            marker={"color": "#2563eb"},
-            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
-        )
+    trace = {
+        "type": "bar",
+        "orientation": "h",
+        "x": [i.value for i in ordered],
+        "y": [esc(i.name) for i in ordered],
+        "marker": {"color": "#2563eb"},
+        "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
+    }
+    layout = _layout(
+        "Parameter importances (random-forest impurity decrease)",
+        "importance",
+        "",
+        height=max(260, 40 + 28 * len(data)),
+        margin={"l": 140},
     )
-    fig.update_layout(
-        _layout(
-            "Parameter importances (random-forest impurity decrease)",
-            "importance",
-            "",
-            height=max(260, 40 + 28 * len(data)),
-        )
-    )
-    return fig.to_plotly_json()
+    return _figure([trace], layout)
 
 
 def parallel_figure(data: figures.Parallel, maximize: bool) -> dict[str, Any]:
     """Parallel coordinates drawn with ordinary lines (no WebGL needed)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
     count = len(data.axes)
     values = [v for v in data.objective if math.isfinite(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     # Worst first, so the best lines are drawn on top.
     order = sorted(range(len(data.numbers)), key=lambda i: data.objective[i], reverse=not maximize)
+    traces = []
     for i in order:
         quality = (data.objective[i] - low) / ((high - low) or 1.0)
         if not maximize:
             quality = 1.0 - quality
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(count)),
-                y=[axis.scaled[i] for axis in data.axes],
-                mode="lines",
-                line={
-                    "color": f"rgba({int(220 - 190 * quality)},{int(60 + 80 * quality)},"
-                    f"{int(40 + 200 * quality)},{0.25 + 0.6 * quality:.2f})",
-                    "width": 1.5,
-                },
-                showlegend=False,
-                connectgaps=False,
-                hovertemplate=f"trial {data.numbers[i]}: {data.objective[i]:.4f}<extra></extra>",
-            )
+        colour = (
+            f"rgba({int(220 - 190 * quality)},{int(60 + 80 * quality)},"
+            f"{int(40 + 200 * quality)},{0.25 + 0.6 * quality:.2f})"
         )
-    annotations = []
-    for position, axis in enumerate(data.axes):
-        for tick, label in axis.ticks:
-            annotations.append(
-                {
-                    "x": position,
-                    "y": tick,
-                    "text": esc(label)[:24],
-                    "showarrow": False,
-                    "xanchor": "left",
-                    "xshift": 4,
-                    "font": {"size": 10, "color": "#374151"},
-                }
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": list(range(count)),
+                "y": [axis.scaled[i] for axis in data.axes],
+                "showlegend": False,
+                "connectgaps": False,
+                "line": {"color": colour, "width": 1.5},
+                "hovertemplate": f"trial {data.numbers[i]}: {data.objective[i]:.4f}<extra></extra>",
+            }
+        )
+    annotations = [
+        {
+            "x": position,
+            "y": tick,
+            "text": esc(label)[:24],
+            "showarrow": False,
+            "xanchor": "left",
+            "xshift": 4,
+            "font": {"size": 10, "color": "#374151"},
+        }
+        for position, axis in enumerate(data.axes)
+        for tick, label in axis.ticks
+    ]
     shapes = [
         {"type": "line", "x0": p, "x1": p, "y0": 0, "y1": 1, "line": {"color": "#9ca3af"}}
         for p in range(count)
@@ -200,117 +202,118 @@ def parallel_figure(data: figures.Parallel, maximize: bool) -> dict[str, Any]:
     title = "Parallel coordinates (complete trials, best in blue)"
     if data.omitted:
         title += f" — {data.omitted} trials not drawn"
-    layout = _layout(title, "", "", height=420, annotations=annotations, shapes=shapes)
-    layout["xaxis"] = {
-        "tickvals": list(range(count)),
-        "ticktext": [esc(a.name) for a in data.axes],
-        "range": [-0.2, count - 0.4],
-    }
-    layout["yaxis"] = {"visible": False, "range": [-0.05, 1.05]}
-    fig.update_layout(layout)
-    return fig.to_plotly_json()
+    layout = _layout(
+        title,
+        "",
+        "",
+        height=420,
+        annotations=annotations,
+        shapes=shapes,
+        xaxis={
+            "tickvals": list(range(count)),
+            "ticktext": [esc(a.name) for a in data.axes],
+            "range": [-0.2, count - 0.4],
+            "showgrid": False,
+        },
+        yaxis={"visible": False, "range": [-0.05, 1.05]},
+    )
+    return _figure(traces, layout)
 
 
 def slice_figure(data: figures.Slice, metric: str) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
     x = [esc(v) for v in data.x] if data.categorical else data.x
-    fig = go.Figure(
-        go.Scatter(
-            x=x,
-            y=_clean(data.y),
-            mode="markers",
-            marker={
-                "color": data.numbers,
-                "colorscale": "Viridis",
-                "size": 7,
-                "colorbar": {"title": {"text": "trial"}},
-            },
-            customdata=data.numbers,
-            hovertemplate="trial %{customdata}: %{y:.4f}<extra></extra>",
-        )
-    )
+    trace = {
+        "type": "scatter",
+        "mode": "markers",
+        "x": x,
+        "y": _clean(data.y),
+        "marker": {
+            "color": data.numbers,
+            "colorscale": "Viridis",
+            "size": 7,
+            "colorbar": {"title": {"text": "trial"}},
+        },
+        "customdata": data.numbers,
+        "hovertemplate": "trial %{customdata}: %{y:.4f}<extra></extra>",
+    }
     numeric = [v for v in data.x if isinstance(v, (int, float)) and not isinstance(v, bool)]
     extra: dict[str, Any] = {}
     if not data.categorical and numeric and min(numeric) > 0 and max(numeric) / min(numeric) > 100:
-        extra["xaxis"] = {"type": "log", "title": {"text": esc(data.name)}}
-    fig.update_layout(_layout(f"Slice: {data.name}", data.name, metric, height=320, **extra))
-    return fig.to_plotly_json()
+        extra["xaxis"] = {"type": "log"}
+    if data.categorical:
+        extra["xaxis"] = {"type": "category"}
+    return _figure([trace], _layout(f"Slice: {data.name}", data.name, metric, height=320, **extra))
 
 
 def timeline_figure(spans: Sequence[figures.Span]) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
+    traces = []
     for state in ("complete", "pruned", "failed"):
         chosen = [s for s in spans if s.state == state]
         if not chosen:
             continue
-        fig.add_trace(
-            go.Bar(
-                base=[s.start for s in chosen],
-                x=[max(s.end - s.start, 0.01) for s in chosen],
-                y=[esc(s.slot) for s in chosen],
-                orientation="h",
-                name=state,
-                marker={"color": STATE_COLOURS[state]},
-                customdata=[s.number for s in chosen],
-                hovertemplate="trial %{customdata}: %{x:.1f} s<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": state,
+                "base": [s.start for s in chosen],
+                "x": [max(s.end - s.start, 0.01) for s in chosen],
+                "y": [esc(s.slot) for s in chosen],
+                "marker": {"color": STATE_COLOURS[state]},
+                "customdata": [s.number for s in chosen],
+                "hovertemplate": "trial %{customdata}: %{x:.1f} s<extra></extra>",
+            }
         )
     slots = sorted({s.slot for s in spans})
-    fig.update_layout(
-        _layout(
-            "Worker timeline",
-            "seconds since the first trial",
-            "slot",
-            barmode="overlay",
-            height=max(220, 90 + 40 * len(slots)),
-        )
+    layout = _layout(
+        "Worker timeline",
+        "seconds since the first trial",
+        "slot",
+        barmode="overlay",
+        height=max(220, 90 + 40 * len(slots)),
+        yaxis={"type": "category"},
     )
-    return fig.to_plotly_json()
+    return _figure(traces, layout)
 
 
 def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str]) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
     names = [esc(n) for n in class_names] or [str(i) for i in range(len(matrix))]
-    fig = go.Figure(
-        go.Heatmap(
-            z=matrix,
-            x=names,
-            y=names,
-            colorscale="Blues",
-            text=matrix,
-            texttemplate="%{text}",
-            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
-        )
-    )
+    trace = {
+        "type": "heatmap",
+        "z": matrix,
+        "x": names,
+        "y": names,
+        "colorscale": "Blues",
+        "text": matrix,
+        "texttemplate": "%{text}",
+        "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>",
+    }
     layout = _layout(
-        "Confusion matrix (test split)", "predicted", "true", height=max(320, 80 + 30 * len(names))
+        "Confusion matrix (test split)",
+        "predicted",
+        "true",
+        height=max(320, 80 + 30 * len(names)),
+        xaxis={"type": "category"},
+        yaxis={"type": "category", "autorange": "reversed"},
     )
-    layout["yaxis"]["autorange"] = "reversed"
-    fig.update_layout(layout)
-    return fig.to_plotly_json()
+    return _figure([trace], layout)
 
 
 def training_figure(history: Sequence[dict[str, float]]) -> dict[str, Any]:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
     epochs = list(range(1, len(history) + 1))
-    for key in sorted({k for h in history for k in h}):
-        fig.add_trace(
-            go.Scatter(
-                x=epochs,
-                y=_clean([h.get(key) for h in history]),
-                mode="lines+markers",
-                name=esc(key),
-            )
-        )
-    fig.update_layout(_layout("Retraining curves (train + val)", "epoch", "value"))
-    fig.update_xaxes(dtick=1)
-    return fig.to_plotly_json()
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": esc(key),
+            "x": epochs,
+            "y": _clean([h.get(key) for h in history]),
+        }
+        for key in sorted({k for h in history for k in h})
+    ]
+    return _figure(
+        traces, _layout("Retraining curves (train + val)", "epoch", "value", xaxis={"dtick": 1})
+    )
 
 
 # -- page -----------------------------------------------------------------------------------------

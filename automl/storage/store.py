@@ -154,56 +154,58 @@ class StudyStore:
     def summaries(self) -> list[StudySummary]:
         """Name, trials by state, best value and last update of every study.
 
-        Aggregate queries over Optuna's tables (read-only, through Optuna's own ORM models,
-        without opening its storage), so listing stays fast however many trials there are.
+        Read-only aggregate SQL over Optuna's documented tables, without importing Optuna or
+        loading any trial, so `automl studies` stays fast however large the studies are.
         """
         import sqlalchemy.exc
-        from optuna.storages._rdb import models
-        from sqlalchemy import create_engine, func
-        from sqlalchemy.orm import Session
+        from sqlalchemy import create_engine, text
 
         engine = create_engine(self.url, **_engine_kwargs(self.sqlite_path))
-        trial = models.TrialModel
-        value = models.TrialValueModel
-        direction_model = models.StudyDirectionModel
         try:
-            with Session(engine) as session:
-                names = dict(
-                    session.query(models.StudyModel.study_id, models.StudyModel.study_name).all()
-                )
+            with engine.connect() as connection:
+                names: dict[int, str] = {
+                    int(row[0]): str(row[1])
+                    for row in connection.execute(text("SELECT study_id, study_name FROM studies"))
+                }
                 maximize = {
-                    study_id: direction.name == "MAXIMIZE"
-                    for study_id, direction in session.query(
-                        direction_model.study_id, direction_model.direction
-                    ).filter(direction_model.objective == 0)
+                    study_id: str(direction).upper().endswith("MAXIMIZE")
+                    for study_id, direction in connection.execute(
+                        text("SELECT study_id, direction FROM study_directions WHERE objective = 0")
+                    )
                 }
                 counts = {i: dict.fromkeys(TrialState, 0) for i in names}
-                last: dict[int, datetime | None] = dict.fromkeys(names)
-                best: dict[int, float | None] = dict.fromkeys(names)
-                grouped = session.query(
-                    trial.study_id,
-                    trial.state,
-                    func.count(trial.trial_id),
-                    func.max(trial._datetime_complete_utc),
-                    func.max(trial._datetime_start_utc),
-                ).group_by(trial.study_id, trial.state)
+                last: dict[int, Any] = dict.fromkeys(names)
+                grouped = connection.execute(
+                    text(
+                        "SELECT study_id, state, COUNT(*), MAX(datetime_complete), "
+                        "MAX(datetime_start) FROM trials GROUP BY study_id, state"
+                    )
+                )
                 for study_id, state, count, completed, started in grouped:
                     if study_id not in counts:
                         continue
-                    counts[study_id][_state(state)] += int(count)
-                    moment = completed or started
+                    counts[study_id][_STATES[str(state).rsplit(".", 1)[-1]]] += int(count)
+                    moment = _as_datetime(completed or started)
                     if moment is not None and (last[study_id] is None or moment > last[study_id]):
                         last[study_id] = moment
-                extremes = (
-                    session.query(trial.study_id, func.max(value.value), func.min(value.value))
-                    .join(value, value.trial_id == trial.trial_id)
-                    .filter(trial.state == models.TrialState.COMPLETE, value.objective == 0)
-                    .group_by(trial.study_id)
+                extremes = connection.execute(
+                    text(
+                        "SELECT t.study_id, MAX(v.value), MIN(v.value) FROM trials t "
+                        "JOIN trial_values v ON v.trial_id = t.trial_id "
+                        "WHERE t.state = 'COMPLETE' AND v.objective = 0 GROUP BY t.study_id"
+                    )
                 )
+                best: dict[int, float | None] = dict.fromkeys(names)
                 for study_id, high, low in extremes:
                     if study_id in names:
                         best[study_id] = high if maximize.get(study_id, True) else low
         except sqlalchemy.exc.SQLAlchemyError as exc:
+            message = str(exc)
+            if "no such table" in message:
+                raise StoreError(
+                    f"the study store {self.shown_url} is still being created by a search "
+                    "that just started; try again in a moment."
+                ) from exc
             raise StoreError(
                 f"cannot read the study store {self.shown_url}: {redact_url(one_line(exc, 200))}"
             ) from exc
@@ -224,12 +226,18 @@ class StudyStore:
         )
 
     def record(self, name: str) -> StudyRecord:
-        """The read model of a study."""
-        study = self.load_study(name)
-        attrs = study.user_attrs
+        """The read model of a study (read through the storage, without building a `Study`)."""
+        check_study_name(name)
+        try:
+            study_id = self.storage.get_study_id_from_name(name)
+        except KeyError:
+            self.load_study(name)  # raises the error that lists the studies
+            raise
+        attrs = self.storage.get_study_user_attrs(study_id)
         objective = attrs.get(OBJECTIVE) or {}
-        direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
-        trials = self.storage.get_all_trials(study._study_id, deepcopy=False)
+        directions = self.storage.get_study_directions(study_id)
+        direction = "maximize" if directions[0].name == "MAXIMIZE" else "minimize"
+        trials = self.storage.get_all_trials(study_id, deepcopy=False)
         return StudyRecord(
             name=name,
             metric=objective.get("metric", "value"),
@@ -277,14 +285,24 @@ def trial_record(trial: Any) -> TrialRecord:
     )
 
 
+_STATES = {
+    "COMPLETE": TrialState.COMPLETE,
+    "PRUNED": TrialState.PRUNED,
+    "FAIL": TrialState.FAILED,
+    "RUNNING": TrialState.RUNNING,
+    "WAITING": TrialState.WAITING,
+}
+
+
 def _state(state: Any) -> TrialState:
-    return {
-        "COMPLETE": TrialState.COMPLETE,
-        "PRUNED": TrialState.PRUNED,
-        "FAIL": TrialState.FAILED,
-        "RUNNING": TrialState.RUNNING,
-        "WAITING": TrialState.WAITING,
-    }[state.name]
+    return _STATES[state.name]
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """SQLite returns timestamps as text from raw SQL; other databases as datetimes."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def owner_tag() -> dict[str, Any]:
