@@ -85,7 +85,7 @@ def add_search(commands: Any) -> None:
         "--workers",
         type=count_arg("--workers"),
         metavar="N",
-        help="CPU workers when there is no GPU (default 1); threads are split",
+        help="CPU workers when there is no GPU (default: one per core, up to 8)",
     )
     devices.add_argument(
         "--gpus",

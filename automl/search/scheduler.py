@@ -52,7 +52,7 @@ class SearchConfig:
         data: data source; None for the space's DATA, else digits.
         data_options: splits, bad-image handling.
         epochs: maximum epochs per trial; None for the space's EPOCHS, else 10.
-        workers: CPU workers (no GPU); None for 1.
+        workers: CPU workers (no GPU); None for one per core, up to 8.
         gpus: GPU indices to use; None for every visible GPU.
         trials_per_gpu: trials packed on each GPU.
         sampler: `tpe`, `random`, `gp`, `cmaes`, `grid` or `qmc`.

@@ -55,7 +55,7 @@ def build(hp, info):
 
 def _search(folder: Path, space: str, *extra: str) -> None:
     (folder / "space.py").write_text(space)
-    result = automl("search", "space.py", "--trials", "1", *extra, cwd=folder)
+    result = automl("search", "space.py", "--trials", "1", "--workers", "1", *extra, cwd=folder)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Report: " in result.stdout
 

@@ -40,7 +40,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def config(**changes: Any) -> SearchConfig:
-    base: dict[str, Any] = {"space": "space.py", "trials": 4, "executor": "function", "epochs": 3}
+    base: dict[str, Any] = {
+        "space": "space.py",
+        "trials": 4,
+        "executor": "function",
+        "epochs": 3,
+        "workers": 1,
+    }
     return SearchConfig(**{**base, **changes})
 
 
@@ -67,7 +73,7 @@ def test_simulated_gpus_pin_one_worker_each_and_keep_all_busy(
     monkeypatch.setenv("AUTOML_TEST_LOG", str(log))
     monkeypatch.setenv("AUTOML_TEST_DELAY", "0.3")
     summary = run_search(
-        config(trials=2 * count, pruner="none"), gpu_probe=fake_gpus(count), cpus=8
+        config(trials=2 * count, pruner="none", workers=None), gpu_probe=fake_gpus(count), cpus=8
     )
     assert summary.record.finished == 2 * count
     entries = log_entries(log)
@@ -92,7 +98,9 @@ def test_trials_per_gpu_packs_slots(workdir: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AUTOML_TEST_LOG", str(log))
     monkeypatch.setenv("AUTOML_TEST_DELAY", "0.2")
     summary = run_search(
-        config(trials=4, trials_per_gpu=2, pruner="none"), gpu_probe=fake_gpus(2), cpus=4
+        config(trials=4, trials_per_gpu=2, pruner="none", workers=None),
+        gpu_probe=fake_gpus(2),
+        cpus=4,
     )
     assert set(summary.utilisation) == {"gpu0.0", "gpu0.1", "gpu1.0", "gpu1.1"}
     devices = sorted(e["cuda"] for e in log_entries(log))
@@ -260,6 +268,8 @@ def _scheduler(
             "function",
             "--epochs",
             "5",
+            "--workers",
+            "1",
             *args,
         ],
         cwd=workdir,

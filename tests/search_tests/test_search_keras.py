@@ -73,6 +73,8 @@ def test_nan_and_out_of_memory_fail_their_trials_only(tmp_path: Path) -> None:
         "2",
         "--sampler",
         "grid",
+        "--workers",
+        "1",
         "--max-failures",
         "5",
         cwd=tmp_path,
