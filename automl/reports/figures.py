@@ -99,8 +99,9 @@ def param_importances(record: StudyRecord, bins: int = 8) -> list[Importance]:
     the parameter's own averages explain, Var(E[y | x_i]) / Var(y), over the complete trials.
 
     Numbers are split into quantile bins (log-spaced ones on a log scale), categories kept as
-    they are, an inactive parameter is its own group; small groups are shrunk toward the mean
-    so a lucky single trial does not look important. The shares are normalised to sum to 1.
+    they are; a conditional parameter is judged over the trials where it is active, weighted
+    by their share; small groups are shrunk toward the mean so a lucky single trial does not
+    look important. The shares are normalised to sum to 1.
     """
     trials = [
         t
@@ -117,17 +118,25 @@ def param_importances(record: StudyRecord, bins: int = 8) -> list[Importance]:
         return []
     scores = {}
     for name in names:
+        # A conditional parameter is judged only where it is active (its parent's effect is
+        # the parent's), weighted by how often it is.
+        keys = _groups(trials, name, bins)
+        active = [(k, v) for k, v in zip(keys, values, strict=True) if k != ("inactive",)]
+        if len(active) < 4:
+            continue
+        local_mean = sum(v for _, v in active) / len(active)
+        local_total = sum((v - local_mean) ** 2 for _, v in active)
         groups: dict[object, list[float]] = {}
-        for key, value in zip(_groups(trials, name, bins), values, strict=True):
+        for key, value in active:
             groups.setdefault(key, []).append(value)
-        if len(groups) < 2:
+        if len(groups) < 2 or local_total <= 0:
             continue
         explained = 0.0
         for members in groups.values():
             count = len(members)
-            shrunk = (sum(members) + mean) / (count + 1)  # one pseudo-trial at the mean
-            explained += count * (shrunk - mean) ** 2
-        scores[name] = explained / total
+            shrunk = (sum(members) + local_mean) / (count + 1)  # one pseudo-trial at the mean
+            explained += count * (shrunk - local_mean) ** 2
+        scores[name] = explained / local_total * len(active) / len(values)
     norm = sum(scores.values()) or 1.0
     result = [Importance(name, score / norm) for name, score in scores.items()]
     return sorted(result, key=lambda imp: -imp.value)

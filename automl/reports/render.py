@@ -66,7 +66,7 @@ def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
         "height": 380,
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
-        "legend": {"orientation": "h"},
+        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
     }
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(layout.get(key), dict):
@@ -145,7 +145,7 @@ def importance_figure(data: Sequence[figures.Importance]) -> dict[str, Any]:
         "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
     }
     layout = _layout(
-        "Parameter importances (random-forest impurity decrease)",
+        "Parameter importances (share of the objective's variance explained)",
         "importance",
         "",
         height=max(260, 40 + 28 * len(data)),
@@ -283,7 +283,7 @@ def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
         "z": matrix,
         "x": names,
         "y": names,
-        "colorscale": "Blues",
+        "colorscale": [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]],
         "text": matrix,
         "texttemplate": "%{text}",
         "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>",
