@@ -68,10 +68,14 @@ def build(hp, info):
             )
 
     base = None
+    # Scopes on the same parent are not nested: Keras Tuner refuses that, and this file runs
+    # unchanged under Keras Tuner too.
+    alpha = None
+    with hp.conditional_scope("backbone", ["mobilenetv2"]):
+        if backbone == "mobilenetv2":
+            alpha = hp.Choice("mobilenet_alpha", [0.35, 0.5, 1.0], default=0.35)
     with hp.conditional_scope("backbone", APPLICATIONS):
         if backbone in APPLICATIONS:
-            with hp.conditional_scope("backbone", ["mobilenetv2"]):
-                alpha = hp.Choice("mobilenet_alpha", [0.35, 0.5, 1.0], default=0.35)
             x, base = zoo.application_backbone(
                 x,
                 backbone,

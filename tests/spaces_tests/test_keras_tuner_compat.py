@@ -177,3 +177,26 @@ def test_keras_tuner_style_space_file_loads(write_space: Callable[..., Path], tf
     )
     model = load_space(path).build(HyperParameters(), SpaceInfo((8, 8, 1), 10, tuple("0123456789")))
     assert model.count_params() == 8 * 8 * 32 + 32 + 32 * 10 + 10
+
+
+def test_the_flagship_space_runs_under_a_keras_tuner_search(tmp_path: Path, tf: object) -> None:
+    """spaces/cnn.py's build, unchanged, through a real Keras Tuner search (which also
+    activates every conditional scope of the space)."""
+    from automl.data import load_dataset
+
+    from ..conftest import SPACES
+
+    data = load_dataset("digits")
+    space = load_space(SPACES / "cnn.py")
+    info = SpaceInfo(data.input_shape, data.num_classes, data.class_names, len(data.train), 1)
+    tuner = kt.RandomSearch(
+        lambda hp: space.build(hp, info),
+        objective="val_accuracy",
+        max_trials=1,
+        directory=str(tmp_path),
+        project_name="cnn",
+        seed=0,
+    )
+    x, y = data.train.x[:64].astype("float32"), data.train.y[:64]
+    tuner.search(x, y, epochs=1, validation_data=(x, y), verbose=0)
+    assert tuner.get_best_hyperparameters(1)[0].get("backbone") in ("conv", "resnet")
