@@ -414,20 +414,8 @@ class EpochTracker:
 
     def result(self, params: dict[str, Value], timings: dict[str, float]) -> TrialResult:
         """The trial's result from what was recorded."""
-        if self.nan_epoch is not None:
-            return TrialResult(
-                Outcome.FAILED,
-                params,
-                self.history,
-                self.best_epoch,
-                self.best_value,
-                self.params_count,
-                timings,
-                failure=f"loss became NaN at epoch {self.nan_epoch}",
-                failure_kind=FailureKind.NAN,
-                checkpoint=self.written,
-            )
-        outcome = Outcome.PRUNED if self.pruned else Outcome.COMPLETE
+        nan = self.nan_epoch is not None
+        outcome = Outcome.FAILED if nan else Outcome.PRUNED if self.pruned else Outcome.COMPLETE
         return TrialResult(
             outcome,
             params,
@@ -436,6 +424,8 @@ class EpochTracker:
             self.best_value,
             self.params_count,
             timings,
+            failure=f"loss became NaN at epoch {self.nan_epoch}" if nan else None,
+            failure_kind=FailureKind.NAN if nan else None,
             checkpoint=self.written,
         )
 
