@@ -164,7 +164,7 @@ def main() -> None:
     print(table(rows, ["command", "median s", "target s", "met", "imports TensorFlow"]))
     print(f"report size for {args.trials} trials: {size / 1e6:.2f} MB")
     write_result(
-        "b7_cli_latency",
+        "b7_cli_latency" if args.trials == 1000 else f"b7_cli_latency_{args.trials}_trials",
         {
             "trials": args.trials,
             "repeats": args.repeats,
