@@ -9,6 +9,7 @@ needed to reach Keras Tuner's final best, and each winner's test accuracy.
 
     python benchmarks/b2_search_quality.py [--data digits|mnist5k] [--seeds 5] [--max-epochs 27]
     python benchmarks/b2_search_quality.py --data digits --replot   # figure from saved JSON
+    python benchmarks/b2_search_quality.py --data digits --first-seed 1 --seeds 1 --append
 """
 
 from __future__ import annotations
@@ -243,6 +244,10 @@ def main() -> None:
     parser.add_argument("--data", default="digits", choices=("digits", "mnist5k"))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--max-epochs", type=int, default=27)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds start here")
+    parser.add_argument(
+        "--append", action="store_true", help="add these seeds' runs to the saved results"
+    )
     parser.add_argument(
         "--replot", action="store_true", help="table and figure from the saved results"
     )
@@ -262,10 +267,16 @@ def main() -> None:
 
     import_tensorflow()
     runs: list[dict[str, Any]] = []
+    saved_path = RESULTS / f"b2_search_quality_{args.data}.json"
+    if args.append:
+        saved = json.loads(saved_path.read_text())
+        if saved["max_epochs"] != args.max_epochs:
+            parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
+        runs = saved["runs"]
     with tempfile.TemporaryDirectory() as scratch:
         source = "digits" if args.data == "digits" else str(mnist_5k_npz(Path(scratch)))
         data = load_dataset(source, DataOptions(seed=0))
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             with tempfile.TemporaryDirectory() as folder:
                 kt = keras_tuner_arm(data, seed, args.max_epochs, Path(folder))
             print(
@@ -302,7 +313,7 @@ def main() -> None:
         f"b2_search_quality_{args.data}",
         {
             "data": args.data,
-            "seeds": args.seeds,
+            "seeds": [run["seed"] for run in runs],
             "max_epochs": args.max_epochs,
             "runs": runs,
             **ratios,
