@@ -26,7 +26,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, RESULTS, median, mnist_5k_npz, table, write_result
+from benchmarks.common import (
+    REPO,
+    RESULTS,
+    median,
+    mnist_5k_npz,
+    table,
+    write_figure,
+    write_result,
+)
 
 Curve = list[tuple[float, int, float]]  # (seconds, cumulative epochs, best so far)
 
@@ -252,27 +260,24 @@ def main() -> None:
         "--replot", action="store_true", help="table and figure from the saved results"
     )
     args = parser.parse_args()
-    if args.replot:
-        path = RESULTS / f"b2_search_quality_{args.data}.json"
-        saved = json.loads(path.read_text())
-        saved.update(summarize(saved["runs"]))
-        path.write_text(json.dumps(saved, indent=1, default=str))
-        curves_figure(saved["runs"], args.data).write_html(
-            RESULTS / f"b2_search_quality_{args.data}.html",
-            include_plotlyjs="plotly-cartesian.min.js",
-        )
-        return
+    name = f"b2_search_quality_{args.data}"
+    saved_path = RESULTS / f"{name}.json"
+    runs: list[dict[str, Any]] = []
+    if args.replot or args.append:
+        saved = json.loads(saved_path.read_text())
+        runs = saved["runs"]
+        if args.replot:
+            # The saved machine record stays: only the summary and the figure are redone.
+            saved.update(summarize(runs))
+            saved_path.write_text(json.dumps(saved, indent=1, default=str))
+            write_figure(name, curves_figure(runs, args.data))
+            return
+        if saved["max_epochs"] != args.max_epochs:
+            parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
     from automl.data import DataOptions, load_dataset
     from automl.tfruntime import import_tensorflow
 
     import_tensorflow()
-    runs: list[dict[str, Any]] = []
-    saved_path = RESULTS / f"b2_search_quality_{args.data}.json"
-    if args.append:
-        saved = json.loads(saved_path.read_text())
-        if saved["max_epochs"] != args.max_epochs:
-            parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
-        runs = saved["runs"]
     with tempfile.TemporaryDirectory() as scratch:
         source = "digits" if args.data == "digits" else str(mnist_5k_npz(Path(scratch)))
         data = load_dataset(source, DataOptions(seed=0))
@@ -310,7 +315,7 @@ def main() -> None:
     ratios = summarize(runs)
     figure = curves_figure(runs, args.data)
     write_result(
-        f"b2_search_quality_{args.data}",
+        name,
         {
             "data": args.data,
             "seeds": [run["seed"] for run in runs],

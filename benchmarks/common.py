@@ -41,12 +41,20 @@ def write_result(name: str, data: dict[str, Any], figure: Any | None = None) -> 
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({**data, "machine": machine()}, indent=1, default=str))
     if figure is not None:
-        # One local copy of plotly.js (the report's cartesian bundle) serves every figure.
-        bundle = RESULTS / "plotly-cartesian.min.js"
-        if not bundle.exists():
-            source = REPO / "automl" / "reports" / "assets" / "plotly-cartesian.min.js"
-            bundle.write_bytes(source.read_bytes())
-        figure.write_html(RESULTS / f"{name}.html", include_plotlyjs=bundle.name, full_html=True)
+        write_figure(name, figure)
+    return path
+
+
+def write_figure(name: str, figure: Any) -> Path:
+    """Write the plotly figure to `results/<name>.html`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    # One local copy of plotly.js (the report's cartesian bundle) serves every figure.
+    bundle = RESULTS / "plotly-cartesian.min.js"
+    if not bundle.exists():
+        source = REPO / "automl" / "reports" / "assets" / "plotly-cartesian.min.js"
+        bundle.write_bytes(source.read_bytes())
+    path = RESULTS / f"{name}.html"
+    figure.write_html(path, include_plotlyjs=bundle.name, full_html=True)
     return path
 
 
