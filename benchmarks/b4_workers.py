@@ -2,7 +2,7 @@
 
 Both runs search `spaces/cnn.py` on digits with the random sampler (same seed, so the same
 configurations), no pruning and a fixed epoch count, and report trials per hour and worker
-utilisation. On a GPU machine pass `--gpus` to compare 1 GPU with N GPUs / K trials per GPU.
+utilisation. On a GPU machine, `b4_gpu.py` compares K trials per GPU (and 1 GPU with N).
 
     python benchmarks/b4_workers.py [--trials 12] [--epochs 3]
 """
