@@ -1,5 +1,6 @@
-"""B2 — search quality for the budget: automl's default (TPE + Hyperband pruning) vs Keras
-Tuner's `Hyperband` run directly (max_epochs 27, factor 3) vs random search without pruning.
+"""B2 — search quality for the budget: automl's default (TPE + its default pruner, successive
+halving) vs Keras Tuner's `Hyperband` run directly (max_epochs 27, factor 3) vs random search
+without pruning.
 
 All three search the same space (`spaces/cnn.py`'s `build`, which runs unchanged under Keras
 Tuner) on the same data splits. Keras Tuner runs first and sets the budget: the other two get
@@ -275,6 +276,7 @@ def main() -> None:
         if saved["max_epochs"] != args.max_epochs:
             parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
     from automl.data import DataOptions, load_dataset
+    from automl.search.scheduler import SearchConfig
     from automl.tfruntime import import_tensorflow
 
     import_tensorflow()
@@ -291,13 +293,14 @@ def main() -> None:
             )
             arms = {"keras_tuner_hyperband": kt}
             for name, sampler, pruner in (
-                ("automl_default", "tpe", "hyperband"),
+                ("automl_default", SearchConfig.sampler, SearchConfig.pruner),
                 ("random_no_pruning", "random", "none"),
             ):
                 with tempfile.TemporaryDirectory() as folder:
                     arms[name] = automl_arm(
                         source, seed, args.max_epochs, kt["seconds"], sampler, pruner, Path(folder)
                     )
+                arms[name].update(sampler=sampler, pruner=pruner)
                 final = arms[name]["curve"][-1] if arms[name]["curve"] else (0, 0, float("nan"))
                 print(
                     f"seed {seed}: {name} best {final[2]:.4f} after {final[1]} epochs", flush=True

@@ -80,7 +80,7 @@ class SearchConfig:
     gpus: tuple[int, ...] | None = None
     trials_per_gpu: int = 1
     sampler: str = "tpe"
-    pruner: str = "hyperband"
+    pruner: str = "sha"
     timeout: float | None = None
     seed: int = 0
     objective: str | None = None

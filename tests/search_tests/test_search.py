@@ -217,15 +217,21 @@ def test_grid_sampler_needs_discrete_parameters(workdir: Path) -> None:
         run_search(config(trials=2, sampler="grid"), gpu_probe=fake_gpus(0))
 
 
-def test_hyperband_prunes_bad_trials(workdir: Path) -> None:
-    summary = run_search(config(trials=20, epochs=9, sampler="random"), gpu_probe=fake_gpus(0))
+@pytest.mark.parametrize("pruner", [None, "hyperband"])
+def test_pruners_stop_bad_trials_at_their_rungs(workdir: Path, pruner: str | None) -> None:
+    # None: the default, successive halving (eta 3) from epoch 1.
+    changes = {"pruner": pruner} if pruner else {}
+    summary = run_search(
+        config(trials=20, epochs=9, sampler="random", **changes), gpu_probe=fake_gpus(0)
+    )
+    assert summary.record.settings["pruner"] == (pruner or "sha")
     counts = summary.record.counts()
     assert counts[TrialState.PRUNED] > 0 and counts[TrialState.COMPLETE] > 0
     for trial in summary.record.trials:
         if trial.state is TrialState.COMPLETE:
             assert trial.epochs_run == 9
         if trial.state is TrialState.PRUNED:
-            assert trial.epochs_run < 9
+            assert trial.epochs_run in (1, 3)  # rungs at 1 and 3 epochs; 9 is the budget
 
 
 # -- faults ---------------------------------------------------------------------------------------
