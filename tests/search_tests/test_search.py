@@ -240,7 +240,8 @@ def test_pruners_stop_bad_trials_at_their_rungs(workdir: Path, pruner: str | Non
 def test_nan_fails_the_trial_and_never_wins(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOML_TEST_FAIL", "nan")
     with pytest.raises(AutoMLError, match=r"3 consecutive trials failed \(last: loss became NaN"):
-        run_search(config(trials=5, max_failures=3), gpu_probe=fake_gpus(0))
+        # No pruner: a trial pruned at its first epoch would never reach the NaN of epoch 2.
+        run_search(config(trials=5, max_failures=3, pruner="none"), gpu_probe=fake_gpus(0))
     record = store(workdir).record("space")
     assert record.counts()[TrialState.FAILED] == 3
     assert all(t.failure == "loss became NaN at epoch 2" for t in record.trials)
