@@ -2,13 +2,16 @@
 there are several GPUs, 1 GPU vs all of them, on the same budget.
 
 GPU discovery (`nvidia-smi`), slot planning, per-worker pinning (`CUDA_VISIBLE_DEVICES`), the
-scheduler, pruning and the store are the real ones. The trials train `spaces/cnn.py` through
-`keras_backend_executor` (Keras 3 on the torch backend): the lent GPU machines have no
-TensorFlow and no network to install it. Same random-sampler seed in every arm (so the same
-configurations), no pruning, a fixed epoch count. Reports trials per hour, the speed-up over
-K = 1, worker and GPU utilisation (`nvidia-smi` sampled every 0.5 s) and what each worker saw.
+scheduler, pruning and the store are the real ones. With `--backend tensorflow` the trials run
+through our trial runner as in any search; with `torch` (or `jax`) they train `spaces/cnn.py`
+through `keras_backend_executor` (Keras 3 on that backend): the lent GPU machines of our
+workplace have no TensorFlow and no network to install it. Same random-sampler seed in every
+arm (so the same configurations), no pruning, a fixed epoch count. Reports trials per hour, the
+speed-up over K = 1, worker and GPU utilisation (`nvidia-smi` sampled every 0.5 s) and what each
+worker saw.
 
     python benchmarks/b4_gpu.py [--trials 24] [--epochs 4] [--per-gpu 1,2,4] [--data PATH.npz]
+        [--backend tensorflow|torch|jax]
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class GpuSampler:
 
 
 def run(
-    data: str, gpus: list[int] | None, per_gpu: int, trials: int, epochs: int
+    data: str, gpus: list[int] | None, per_gpu: int, trials: int, epochs: int, executor: str
 ) -> dict[str, Any]:
     from automl.search.scheduler import SearchConfig, run_search
 
@@ -92,7 +95,7 @@ def run(
                 patience=None,
                 seed=0,
                 study=f"k{per_gpu}",
-                executor=EXECUTOR,
+                executor=executor,
             )
             sampler = GpuSampler()
             started = time.perf_counter()
@@ -125,7 +128,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--per-gpu", default="1,2,4", help="trials per GPU to compare")
     parser.add_argument("--data", default="mnist5k", help="mnist5k (bench extra) or a .npz path")
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("KERAS_BACKEND", "torch"),
+        choices=("tensorflow", "torch", "jax"),
+        help="tensorflow: our trial runner; torch or jax: keras_backend_executor",
+    )
     args = parser.parse_args()
+    os.environ["KERAS_BACKEND"] = args.backend  # the spawned workers inherit it
+    executor = "keras" if args.backend == "tensorflow" else EXECUTOR
     from automl.search.devices import discover_gpus
 
     visible = discover_gpus()
@@ -143,7 +154,7 @@ def main() -> None:
             arms.append((None, 1))  # every GPU, one trial each
         results = []
         for gpus, per_gpu in arms:
-            result = run(data, gpus, per_gpu, args.trials, args.epochs)
+            result = run(data, gpus, per_gpu, args.trials, args.epochs, executor)
             results.append(result)
             print(
                 f"GPUs {gpus or 'all'} x {per_gpu} per GPU: {result['seconds']:.0f} s, "
@@ -192,6 +203,7 @@ def main() -> None:
             "trials": args.trials,
             "epochs": args.epochs,
             "data": args.data,
+            "backend": args.backend,
             "visible": [g.__dict__ for g in visible],
             "results": results,
         },
