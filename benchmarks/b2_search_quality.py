@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from automl.search.scheduler import SearchConfig
 from benchmarks.common import (
     REPO,
     RESULTS,
@@ -275,8 +276,21 @@ def main() -> None:
             return
         if saved["max_epochs"] != args.max_epochs:
             parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
+        defaults = {(SearchConfig.sampler, SearchConfig.pruner)}
+        used = {
+            (
+                run["arms"]["automl_default"].get("sampler"),
+                run["arms"]["automl_default"].get("pruner"),
+            )
+            for run in runs
+        }
+        if used != defaults:
+            parser.error(
+                f"{saved_path} holds automl runs with (sampler, pruner) {sorted(map(str, used))}, "
+                f"not today's default {sorted(map(str, defaults))}; run without --append to start "
+                "a new result file"
+            )
     from automl.data import DataOptions, load_dataset
-    from automl.search.scheduler import SearchConfig
     from automl.tfruntime import import_tensorflow
 
     import_tensorflow()
