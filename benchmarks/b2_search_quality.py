@@ -262,8 +262,8 @@ def main() -> None:
         "--replot", action="store_true", help="table and figure from the saved results"
     )
     args = parser.parse_args()
-    name = f"b2_search_quality_{args.data}"
-    saved_path = RESULTS / f"{name}.json"
+    result_name = f"b2_search_quality_{args.data}"
+    saved_path = RESULTS / f"{result_name}.json"
     runs: list[dict[str, Any]] = []
     if args.replot or args.append:
         saved = json.loads(saved_path.read_text())
@@ -272,7 +272,7 @@ def main() -> None:
             # The saved machine record stays: only the summary and the figure are redone.
             saved.update(summarize(runs))
             saved_path.write_text(json.dumps(saved, indent=1, default=str))
-            write_figure(name, curves_figure(runs, args.data))
+            write_figure(result_name, curves_figure(runs, args.data))
             return
         if saved["max_epochs"] != args.max_epochs:
             parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
@@ -332,7 +332,7 @@ def main() -> None:
     ratios = summarize(runs)
     figure = curves_figure(runs, args.data)
     write_result(
-        name,
+        result_name,
         {
             "data": args.data,
             "seeds": [run["seed"] for run in runs],
