@@ -23,13 +23,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, median, mnist_5k_npz, table, write_result
+from benchmarks.common import median, mnist_5k_npz, search_cnn, table, write_result
 
 EXECUTOR = "benchmarks.keras_backend_executor:KerasBackendExecutor"
 
@@ -75,16 +74,15 @@ class GpuSampler:
 def run(
     data: str, gpus: list[int] | None, per_gpu: int, trials: int, epochs: int, executor: str
 ) -> dict[str, Any]:
-    from automl.search.scheduler import SearchConfig, run_search
+    from automl.search.devices import discover_gpus
 
-    home = os.getcwd()
-    with tempfile.TemporaryDirectory() as folder:
-        log = Path(folder) / "workers.jsonl"
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "workers.jsonl"
         os.environ["AUTOML_BENCH_LOG"] = str(log)
-        os.chdir(folder)
+        sampler = GpuSampler()
         try:
-            config = SearchConfig(
-                space=str(REPO / "spaces" / "cnn.py"),
+            summary, seconds = search_cnn(
+                gpu_probe=discover_gpus,
                 trials=trials,
                 data=data,
                 epochs=epochs,
@@ -97,13 +95,8 @@ def run(
                 study=f"k{per_gpu}",
                 executor=executor,
             )
-            sampler = GpuSampler()
-            started = time.perf_counter()
-            summary = run_search(config)
-            seconds = time.perf_counter() - started
-            gpu = sampler.stop()
         finally:
-            os.chdir(home)
+            gpu = sampler.stop()
         seen = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     record = summary.record
     complete = [t for t in record.trials if t.state.value == "complete"]

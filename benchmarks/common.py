@@ -92,10 +92,13 @@ def mnist_5k_npz(folder: Path) -> Path:
     return path
 
 
-def search_cnn(inspect: Any = None, **settings: Any) -> tuple[Any, float]:
-    """Search `spaces/cnn.py` on CPU slots in a temporary folder (its own store); returns the
-    search summary (or what `inspect(summary)` returns, called while the store still exists)
-    and the wall seconds. `settings` are `SearchConfig` fields."""
+def search_cnn(
+    inspect: Any = None, gpu_probe: Any = lambda: [], **settings: Any
+) -> tuple[Any, float]:
+    """Search `spaces/cnn.py` in a temporary folder (its own store); returns the search
+    summary (or what `inspect(summary)` returns, called while the store still exists) and the
+    wall seconds. `settings` are `SearchConfig` fields; `gpu_probe` finds the GPUs (none by
+    default: CPU slots)."""
     import tempfile
 
     from automl.search.scheduler import SearchConfig, run_search
@@ -106,7 +109,7 @@ def search_cnn(inspect: Any = None, **settings: Any) -> tuple[Any, float]:
         try:
             config = SearchConfig(space=str(REPO / "spaces" / "cnn.py"), **settings)
             started = time.perf_counter()
-            summary = run_search(config, gpu_probe=lambda: [])
+            summary = run_search(config, gpu_probe=gpu_probe)
             seconds = time.perf_counter() - started
             return (inspect(summary) if inspect else summary), seconds
         finally:
