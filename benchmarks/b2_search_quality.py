@@ -142,8 +142,21 @@ def automl_arm(
         elif trial.intermediate:
             best = max(best, max(trial.intermediate.values()))
         curve.append(((completed - origin).total_seconds(), epochs, best))
+    # Each trial as stored, so the curve can be recounted another way later (the curve above
+    # credits a trial's value and all its epochs when it ends; Keras Tuner's arm is per epoch).
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.value,
+            "started": (t.started - origin).total_seconds() if t.started else None,
+            "completed": (t.completed - origin).total_seconds() if t.completed else None,
+            "intermediate": dict(t.intermediate),
+        }
+        for t in record.trials
+    ]
     return {
         "curve": curve,
+        "trials": trials,
         "seconds": elapsed,
         "test_accuracy": results[0].metrics["accuracy"] if results else None,
     }
