@@ -74,7 +74,7 @@ def plan_slots(
         return slots
     # Default: one worker per core (up to 8). Trials of small models are bound by Python-side
     # graph tracing, which one process cannot parallelise: on 2 cores, 2 single-threaded
-    # workers ran 2.07x the trials per hour of 1 two-threaded worker (benchmarks/b4_workers.py).
+    # workers ran 1.99x the trials per hour of 1 two-threaded worker (benchmarks/b4_workers.py).
     count = workers or min(cpus, DEFAULT_MAX_CPU_WORKERS)
     if count > cpus:
         raise UsageError(
