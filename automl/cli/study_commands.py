@@ -72,7 +72,7 @@ def add_search(commands: Any) -> None:
         default="sha",
         choices=("sha", "hyperband", "median", "percentile", "patient", "none"),
         help="Optuna pruner (default sha: successive halving from epoch 1, eta=3; hyperband "
-        "hedges with brackets that start later, at about twice the epochs)",
+        "hedges with brackets that prune later, at the cost of more epochs)",
     )
     group.add_argument(
         "--patience",
