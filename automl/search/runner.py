@@ -111,7 +111,8 @@ def run_trial(
         objective: the metric to optimise. Defaults to the space's objective.
         on_epoch: per-epoch hook; returning False stops the trial as pruned.
         checkpoint: where to keep the best-epoch model (`.keras`); None for none.
-        checkpoint_threshold: write the checkpoint only once the best value beats this.
+        checkpoint_threshold: write the checkpoint only once the best value reaches this (a tie
+            may still rank first, on cost).
             Defaults to `None` (always).
         patience: epochs without improvement before early stopping; None for none.
             Defaults to `5`.
@@ -397,7 +398,7 @@ class EpochTracker:
             if (
                 self.checkpoint is not None
                 and model is not None
-                and (self.threshold is None or self.objective.better(value, self.threshold))
+                and (self.threshold is None or not self.objective.better(self.threshold, value))
             ):
                 save_model_atomically(model, self.checkpoint)
                 self.written = self.checkpoint

@@ -33,7 +33,7 @@ from automl.spaces.hyperparameters import ParamSpec
 from automl.spaces.loader import Objective, SpaceSettings, read_space_settings
 from automl.storage import store as keys
 from automl.storage.artifacts import ArtifactStore
-from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.records import StudyRecord, TrialRecord, TrialState, rank_key
 from automl.storage.store import StudyStore, owner_is_alive, owner_tag
 from automl.storage.urls import check_study_name, default_storage_url
 
@@ -300,7 +300,8 @@ class _Search:
         self.fatal: AutoMLError | None = None
         self.busy: dict[str, float] = {slot.name: 0.0 for slot in slots}
         self.finished = 0
-        self.complete: list[tuple[float, int]] = []  # (value, number) of complete trials
+        # number -> (value, rank key) of the complete trials
+        self.complete: dict[int, tuple[float, tuple[float, ...]]] = {}
         self.started = time.monotonic()
         self.ready_at: float | None = None
         self.retried: set[int] = set()
@@ -434,11 +435,10 @@ class _Search:
         requeued = self._recover_stale(study)
         record = self.store.record(self.name)
         finished = self.finished = record.finished
-        self.complete = [
-            (t.value, t.number)
-            for t in record.trials
-            if t.state is TrialState.COMPLETE and t.value is not None
-        ]
+        self.complete = {}
+        for t in record.trials:
+            if t.state is TrialState.COMPLETE and t.value is not None:
+                self._note_complete(t.number, t.value, t.epochs_run, t.params_count)
         budget, brackets = engines.pruner_budget(self.config.pruner, epochs=self.epochs)
         self.observer.search_started(
             SearchStart(
@@ -608,7 +608,7 @@ class _Search:
         if state.finished:
             self.finished += 1
         if state is TrialState.COMPLETE and result.best_value is not None:
-            self.complete.append((result.best_value, number))
+            self._note_complete(number, result.best_value, result.epochs_run, result.params_count)
         if result.outcome is Outcome.FAILED:
             self.consecutive_failures += 1
             self.last_failure = result.failure or "unknown"
@@ -756,10 +756,16 @@ class _Search:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
+    def _note_complete(
+        self, number: int, value: float, epochs_run: int, params_count: int | None
+    ) -> None:
+        key = rank_key(self.objective.direction, value, epochs_run, params_count, number)
+        self.complete[number] = (value, key)
+
     def _best_complete(self) -> list[int]:
-        """Numbers of the complete trials, best first."""
-        reverse = self.objective.direction == "maximize"
-        return [number for _, number in sorted(self.complete, reverse=reverse)]
+        """Numbers of the complete trials, best first, ranked as the study's record ranks them
+        (so the checkpoints kept are those `retrain --from-checkpoint` and the report look for)."""
+        return sorted(self.complete, key=lambda number: self.complete[number][1])
 
     def _checkpoint_threshold(self) -> float | None:
         keep = self.config.keep_checkpoints
@@ -767,8 +773,7 @@ class _Search:
             return math.inf if self.objective.direction == "maximize" else -math.inf
         if len(self.complete) < keep:
             return None
-        reverse = self.objective.direction == "maximize"
-        return sorted((value for value, _ in self.complete), reverse=reverse)[keep - 1]
+        return self.complete[self._best_complete()[keep - 1]][0]
 
     def _keep_best_checkpoints(self) -> None:
         keep = set(self._best_complete()[: self.config.keep_checkpoints])

@@ -75,6 +75,17 @@ class TrialRecord:
         return (self.completed - self.started).total_seconds()
 
 
+def rank_key(
+    direction: str, value: float | None, epochs_run: int, params_count: int | None, number: int
+) -> tuple[float, float, float, float]:
+    """Sort key of one trial among trials of the same state: objective (best first), then cost
+    (fewer epochs, then fewer parameters), then age. The report, retraining and the search's
+    choice of which checkpoints to keep all rank with it, so ties resolve the same way."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    objective = sign * value if value is not None and math.isfinite(value) else math.inf
+    return (objective, float(epochs_run), float(params_count or 0), float(number))
+
+
 @dataclass(frozen=True)
 class StudyRecord:
     """A study with everything stored to reproduce and report it.
@@ -113,17 +124,17 @@ class StudyRecord:
         """Trials ranked by state (complete, pruned, failed, running, waiting), then objective
         (best first), then cost (fewer epochs, then fewer parameters)."""
         order = list(TrialState)
-        sign = -1.0 if self.direction == "maximize" else 1.0
 
         def key(trial: TrialRecord) -> tuple[float, ...]:
-            value = trial.value
-            objective = sign * value if value is not None and math.isfinite(value) else math.inf
             return (
                 float(order.index(trial.state)),
-                objective,
-                float(trial.epochs_run),
-                float(trial.params_count or 0),
-                float(trial.number),
+                *rank_key(
+                    self.direction,
+                    trial.value,
+                    trial.epochs_run,
+                    trial.params_count,
+                    trial.number,
+                ),
             )
 
         return sorted(self.trials, key=key)

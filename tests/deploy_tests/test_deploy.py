@@ -344,3 +344,45 @@ def test_interrupted_export_leaves_the_previous_one(plain_study: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert (plain_study / "atomic" / "model.tflite").exists()
     assert not staging.exists()  # the leftover of the killed export is cleaned up
+
+
+TIED = """
+import keras
+from automl.spaces import zoo
+
+EPOCHS = 1
+
+
+def build(hp, info):
+    # Zero weights and a zero learning rate: every trial predicts the same class, so every
+    # trial ties on val_accuracy and the ranking falls to the smaller model.
+    inputs = keras.Input(info.input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(hp.Choice("units", [32, 16, 8, 4]), kernel_initializer="zeros")(x)
+    outputs = keras.layers.Dense(info.num_classes, "softmax", kernel_initializer="zeros")(x)
+    return zoo.compile_classifier(keras.Model(inputs, outputs),
+                                  keras.optimizers.SGD(learning_rate=0.0),
+                                  num_classes=info.num_classes)
+"""
+
+
+def test_checkpoint_kept_for_the_winner_among_tied_trials(tmp_path: Path) -> None:
+    """With ties on the objective, the checkpoint kept is the one of the trial the study ranks
+    first (fewest epochs, then fewest parameters), so `retrain --from-checkpoint` finds it."""
+    (tmp_path / "space.py").write_text(TIED)
+    search = automl(
+        "search", "space.py", "--trials", "4", "--workers", "1", "--sampler", "grid",
+        "--pruner", "none", "--keep-checkpoints", "1", "--no-retrain", cwd=tmp_path,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
+    from automl.storage.store import StudyStore
+
+    record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("space")
+    assert len({t.value for t in record.trials}) == 1  # all tied
+    winner = record.ranked()[0]
+    assert winner.params["units"] == 4 and winner.number != 0  # grid order, seed 0
+    kept = list((tmp_path / "runs" / "space" / "checkpoints").glob("*.keras"))
+    assert [p.name for p in kept] == [f"trial-{winner.number}.keras"]
+    retrain = automl("retrain", "space", "--from-checkpoint", cwd=tmp_path)
+    assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
+    assert f"trial {winner.number} (checkpoint, seed 0)" in retrain.stdout
