@@ -60,7 +60,13 @@ def add_search(commands: Any) -> None:
         metavar="METRIC[:DIR]",
         help="override the space's OBJECTIVE, e.g. val_loss or val_auc:max",
     )
-    group.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sampler and trials (with --sampler random, trial n gets the same "
+        "configuration whatever the number of workers)",
+    )
     group.add_argument(
         "--sampler",
         default="tpe",

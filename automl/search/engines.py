@@ -66,7 +66,7 @@ def make_sampler(name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec]
                 constant_liar=True,
             )
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return trial_seeded_random_sampler(seed)
     if name == "gp":
         if importlib.util.find_spec("torch") is None or importlib.util.find_spec("scipy") is None:
             raise UsageError(
@@ -83,6 +83,29 @@ def make_sampler(name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec]
     if name == "grid":
         return optuna.samplers.GridSampler(grid_space(specs), seed=seed)
     raise UsageError(f"unknown --sampler {name!r}; use one of {', '.join(SAMPLERS)}.")
+
+
+def trial_seeded_random_sampler(seed: int) -> Any:
+    """Optuna's random sampler, but each value drawn from (seed, trial number, parameter name).
+
+    Optuna's own draws from one stream in the order values are asked for, and parallel trials
+    ask interleaved: the configurations of a seeded random search would then depend on the
+    number of workers and on timing. Here trial `n` gets the same configuration whatever ran
+    beside it, so 1-worker and N-worker runs (B4) train the same models.
+    """
+    import zlib
+
+    import optuna
+
+    class TrialSeededRandomSampler(optuna.samplers.RandomSampler):
+        def sample_independent(
+            self, study: Any, trial: Any, param_name: str, param_distribution: Any
+        ) -> Any:
+            key = zlib.crc32(f"{seed}:{trial.number}:{param_name}".encode())
+            draw = optuna.samplers.RandomSampler(seed=key)
+            return draw.sample_independent(study, trial, param_name, param_distribution)
+
+    return TrialSeededRandomSampler(seed=seed)
 
 
 def grid_space(specs: Sequence[ParamSpec]) -> dict[str, list[Value]]:

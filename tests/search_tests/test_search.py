@@ -212,6 +212,31 @@ def test_samplers_run(workdir: Path, sampler: str) -> None:
     assert summary.record.finished == 3
 
 
+def test_random_sampler_draws_the_same_configurations_whatever_the_parallelism(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parallel trials ask for their values interleaved; with one shared random stream the
+    # configurations of `--sampler random --seed S` would depend on the worker count (and B4's
+    # 1-vs-N comparisons would time different models).
+    monkeypatch.setenv("AUTOML_TEST_DELAY", "0.05")
+    params = {}
+    for workers in (1, 2):
+        summary = run_search(
+            config(
+                trials=8,
+                sampler="random",
+                seed=5,
+                pruner="none",
+                workers=workers,
+                study=f"w{workers}",
+            ),
+            gpu_probe=fake_gpus(0),
+        )
+        params[workers] = {t.number: t.params for t in summary.record.trials}
+    assert len(params[1]) == 8 and params[1] == params[2]
+    assert len({round(p["x"], 9) for p in params[1].values()}) == 8  # still random draws
+
+
 def test_grid_sampler_needs_discrete_parameters(workdir: Path) -> None:
     with pytest.raises(AutoMLError, match=r"--sampler grid needs discrete parameters.*'x'"):
         run_search(config(trials=2, sampler="grid"), gpu_probe=fake_gpus(0))
