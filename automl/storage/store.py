@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,8 @@ SPACE, DATA, OBJECTIVE, SETTINGS, RUNS = (
     "automl:settings",
     "automl:runs",
 )
+OPEN_ATTEMPTS = 7  # opening a store another process is creating: ~3 s of retries in all
+
 # Trial attributes: one JSON object each, written in one go (every attribute is a commit).
 LAUNCH = "automl:launch"  # {"slot", "host", "pid"}: who runs the trial
 RESULT = "automl:result"  # {"epochs_run", "best_epoch", "params_count", "timings", "failure",
@@ -102,22 +105,34 @@ class StudyStore:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         engine_kwargs = _engine_kwargs(self.sqlite_path)
-        if self.sqlite_path is not None and create:
-            _enable_wal(self.sqlite_path)
         try:
-            return optuna.storages.RDBStorage(
-                self.url,
-                engine_kwargs=engine_kwargs,
-                skip_table_creation=not create,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=3 * heartbeat_interval if heartbeat_interval else None,
-            )
+            for attempt in range(OPEN_ATTEMPTS):
+                try:
+                    if self.sqlite_path is not None and create:
+                        _enable_wal(self.sqlite_path)
+                    return optuna.storages.RDBStorage(
+                        self.url,
+                        engine_kwargs=engine_kwargs,
+                        skip_table_creation=not create,
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=3 * heartbeat_interval if heartbeat_interval else None,
+                    )
+                except (sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
+                    # Another process is creating the same new store (two searches started
+                    # together, or a reader polling one that just started): its tables, its
+                    # schema version row or its WAL switch collide with ours. Once it is done
+                    # the store is complete, so open it again.
+                    if attempt + 1 == OPEN_ATTEMPTS or not _creation_collision(exc):
+                        raise
+                    time.sleep(0.05 * 2**attempt)
+            raise AssertionError("unreachable")
         except ImportError as exc:
             raise StoreError(
                 f"{self.shown_url}: the database driver is not installed; for PostgreSQL run "
                 "pip install 'automl-keras[postgres]'."
             ) from exc
         except (
+            sqlite3.Error,
             sqlalchemy.exc.SQLAlchemyError,
             optuna.exceptions.OptunaError,
             RuntimeError,
@@ -340,6 +355,19 @@ def _sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     return Path(parsed.database).expanduser().resolve()
+
+
+def _creation_collision(exc: BaseException) -> bool:
+    """Whether `exc` is what two processes creating one new store at once run into."""
+    import sqlalchemy.exc
+
+    text = str(exc).lower()
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):  # both wrote the schema version row
+        return True
+    return any(
+        phrase in text
+        for phrase in ("database is locked", "already exists", "duplicate key", "no such table")
+    )
 
 
 def _enable_wal(path: Path) -> None:
