@@ -105,27 +105,31 @@ class StudyStore:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         engine_kwargs = _engine_kwargs(self.sqlite_path)
+
+        def rdb_storage() -> Any:
+            if self.sqlite_path is not None and create:
+                _enable_wal(self.sqlite_path)
+            return optuna.storages.RDBStorage(
+                self.url,
+                engine_kwargs=engine_kwargs,
+                skip_table_creation=not create,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=3 * heartbeat_interval if heartbeat_interval else None,
+            )
+
         try:
-            for attempt in range(OPEN_ATTEMPTS):
+            for attempt in range(OPEN_ATTEMPTS - 1):
                 try:
-                    if self.sqlite_path is not None and create:
-                        _enable_wal(self.sqlite_path)
-                    return optuna.storages.RDBStorage(
-                        self.url,
-                        engine_kwargs=engine_kwargs,
-                        skip_table_creation=not create,
-                        heartbeat_interval=heartbeat_interval,
-                        grace_period=3 * heartbeat_interval if heartbeat_interval else None,
-                    )
+                    return rdb_storage()
                 except (sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
                     # Another process is creating the same new store (two searches started
                     # together, or a reader polling one that just started): its tables, its
                     # schema version row or its WAL switch collide with ours. Once it is done
                     # the store is complete, so open it again.
-                    if attempt + 1 == OPEN_ATTEMPTS or not _creation_collision(exc):
+                    if not _creation_collision(exc):
                         raise
                     time.sleep(0.05 * 2**attempt)
-            raise AssertionError("unreachable")
+            return rdb_storage()
         except ImportError as exc:
             raise StoreError(
                 f"{self.shown_url}: the database driver is not installed; for PostgreSQL run "
