@@ -312,14 +312,25 @@ def _scheduler(
     )
 
 
-def _wait_for(predicate: Any, timeout: float = 60.0) -> Any:
+def _wait_for(
+    predicate: Any, timeout: float = 60.0, scheduler: subprocess.Popen[str] | None = None
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+    if scheduler is None:
+        raise AssertionError("timed out waiting")
+    # Say what the search was doing: its exit status and the end of what it printed.
+    running = scheduler.poll() is None
+    scheduler.kill()
+    out, err = scheduler.communicate()
+    raise AssertionError(
+        f"timed out waiting; the search {'was still running' if running else 'had exited'} "
+        f"(exit {scheduler.returncode}); stdout: {out[-1500:]!r}; stderr: {err[-1500:]!r}"
+    )
 
 
 def _running_workers(scheduler_pid: int) -> list[int]:
@@ -369,7 +380,7 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
     )
     killed = 0
     while killed < 3:
-        _wait_for(lambda: _running_trials(workdir) == 1)
+        _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
         time.sleep(0.5)  # mid-trial
         workers = _wait_for(lambda: _running_workers(scheduler.pid))
         os.kill(workers[0], signal.SIGKILL)
@@ -397,8 +408,8 @@ def test_scheduler_killed_then_rerun(workdir: Path) -> None:
     scheduler = _scheduler(
         workdir, "--trials", "5", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
     )
-    _wait_for(lambda: _finished(workdir) >= 2)
-    _wait_for(lambda: _running_trials(workdir) == 1)
+    _wait_for(lambda: _finished(workdir) >= 2, scheduler=scheduler)
+    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
     workers = _running_workers(scheduler.pid)
     assert workers
     before = {t.number: t.value for t in store(workdir).record("space").trials if t.state.finished}
@@ -425,7 +436,7 @@ def test_ctrl_c_records_running_trials_and_exits_130(workdir: Path) -> None:
     scheduler = _scheduler(
         workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.5"}
     )
-    _wait_for(lambda: _running_trials(workdir) == 1)
+    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
     workers = _running_workers(scheduler.pid)
     scheduler.send_signal(signal.SIGINT)
     out, err = scheduler.communicate(timeout=60)
@@ -451,7 +462,7 @@ def test_second_search_on_the_same_sqlite_study_is_refused_and_readers_work(
     scheduler = _scheduler(
         workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
     )
-    _wait_for(lambda: _running_trials(workdir) == 1)
+    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
     second = _scheduler(workdir, "--trials", "4")
     _, err = second.communicate(timeout=60)
     assert second.returncode == 2
