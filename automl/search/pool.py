@@ -124,6 +124,17 @@ class WorkerHandle:
     def pid(self) -> int:
         return int(self.process.pid or 0)
 
+    def send(self, message: Any) -> None:
+        """Send to the worker; if it has died, drop the message.
+
+        A worker can die with its last message still unread (killed just after reporting an
+        epoch, asking for a value or finishing a trial); the reply then meets a closed pipe.
+        Its death is not lost: the pool's next `wait` reads the end of the pipe and yields
+        ("died", code), which fails and retries its trial and starts a new worker.
+        """
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.conn.send(message)
+
 
 class WorkerPool:
     """Worker processes, one per slot, restarted on demand.
@@ -181,7 +192,7 @@ class WorkerPool:
         """Ask every worker to stop, then terminate and kill what is left."""
         for handle in self.workers:
             with contextlib.suppress(OSError, ValueError):
-                handle.conn.send(("stop",))
+                handle.send(("stop",))
         deadline = time.monotonic() + timeout
         for handle in self.workers:
             if handle.trial is None:

@@ -560,7 +560,7 @@ class _Search:
         )
         handle.trial = number
         self.running[number] = _Running(trial, handle, time.monotonic())
-        handle.conn.send(("trial", request))
+        handle.send(("trial", request))
         self.observer.trial_started(number, handle.slot.name)
 
     def _answer(self, study: Any, handle: WorkerHandle, spec_dict: dict[str, Any]) -> None:
@@ -569,9 +569,9 @@ class _Search:
         try:
             value = engines.suggest(running.trial, spec)
         except (ValueError, TypeError) as exc:
-            handle.conn.send(("answer_error", f"'{spec.name}': {exc}"))
+            handle.send(("answer_error", f"'{spec.name}': {exc}"))
             return
-        handle.conn.send(("answer", value))
+        handle.send(("answer", value))
 
     def _epoch(self, handle: WorkerHandle, epoch: int, metrics: dict[str, float]) -> None:
         running = self.running[handle.trial]  # type: ignore[index]
@@ -582,7 +582,7 @@ class _Search:
             running.trial.report(value, epoch)
             # At the last epoch the trial has had its whole budget: it completes, never prunes.
             prune = epoch < self.epochs and running.trial.should_prune()
-        handle.conn.send(("prune",) if prune else ("continue",))
+        handle.send(("prune",) if prune else ("continue",))
         self.observer.trial_epoch(running.trial.number, handle.slot.name, epoch, value)
 
     def _done(

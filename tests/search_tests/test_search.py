@@ -366,6 +366,13 @@ def _running_trials(workdir: Path) -> int:
         return 0
 
 
+def _failed_trials(workdir: Path) -> int:
+    try:
+        return store(workdir).record("space").counts()[TrialState.FAILED]
+    except AutoMLError:
+        return 0
+
+
 def _finished(workdir: Path) -> int:
     try:
         return store(workdir).record("space").finished
@@ -385,7 +392,10 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
         workers = _wait_for(lambda: _running_workers(scheduler.pid))
         os.kill(workers[0], signal.SIGKILL)
         killed += 1
-        _wait_for(lambda: _running_trials(workdir) == 0 or scheduler.poll() is not None)
+        # Wait for the killed trial to be failed. Not for "no trial running": the scheduler
+        # asks the next trial at once, so that moment can pass between two polls (it did in
+        # CI, and the test then waited for a running trial after the search had ended).
+        _wait_for(lambda: _failed_trials(workdir) >= killed, scheduler=scheduler)
     out, err = scheduler.communicate(timeout=120)
     assert scheduler.returncode == 0, err
     record = store(workdir).record("space")
@@ -400,6 +410,37 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
     for trial in record.trials:
         if trial.retry_of is not None:
             assert trial.params == by_number[trial.retry_of].params
+    assert "starting a new worker" in out
+
+
+def test_worker_dying_with_a_message_unread_is_replaced(workdir: Path) -> None:
+    """F1: a worker dies after sending an epoch report the scheduler has not read yet.
+
+    The scheduler is paused (SIGSTOP) so that the report waits in the pipe, the worker is
+    killed, and the scheduler resumed: its reply meets a closed pipe. That must count as the
+    worker's death (trial failed and retried, new worker), not end the search with
+    BrokenPipeError as it once did when a loaded machine delayed the scheduler.
+    """
+    scheduler = _scheduler(
+        workdir, "--trials", "3", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
+    )
+    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
+    workers = _wait_for(lambda: _running_workers(scheduler.pid))
+    time.sleep(0.5)  # mid-trial
+    scheduler.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.0)  # the worker reports its next epoch and waits for the reply
+        os.kill(workers[0], signal.SIGKILL)
+        _wait_for(lambda: not _alive(workers[0]), timeout=5)
+    finally:
+        scheduler.send_signal(signal.SIGCONT)
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, err
+    record = store(workdir).record("space")
+    assert record.finished == 3
+    failed = [t for t in record.trials if t.state is TrialState.FAILED]
+    assert len(failed) == 1
+    assert "died (signal 9 (SIGKILL))" in (failed[0].failure or "")
     assert "starting a new worker" in out
 
 
