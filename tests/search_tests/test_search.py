@@ -395,7 +395,7 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
         # Wait for the killed trial to be failed. Not for "no trial running": the scheduler
         # asks the next trial at once, so that moment can pass between two polls (it did in
         # CI, and the test then waited for a running trial after the search had ended).
-        _wait_for(lambda: _failed_trials(workdir) >= killed, scheduler=scheduler)
+        _wait_for(lambda k=killed: _failed_trials(workdir) >= k, scheduler=scheduler)
     out, err = scheduler.communicate(timeout=120)
     assert scheduler.returncode == 0, err
     record = store(workdir).record("space")
