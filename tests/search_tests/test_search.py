@@ -20,7 +20,7 @@ import pytest
 from automl.errors import AutoMLError, StoreError, UsageError
 from automl.search.devices import Gpu
 from automl.search.scheduler import SearchConfig, run_search
-from automl.storage.records import TrialState
+from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
 
 from ..conftest import REPO
@@ -359,25 +359,28 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
-def _running_trials(workdir: Path) -> int:
+def _trials(workdir: Path, state: TrialState | None = None) -> int:
+    """Trials of the search in `state` (None: the finished ones); 0 before its study exists."""
     try:
-        return store(workdir).record("space").counts()[TrialState.RUNNING]
+        record = store(workdir).record("space")
     except AutoMLError:  # no store or no study yet
         return 0
+    return record.finished if state is None else record.counts()[state]
 
 
-def _failed_trials(workdir: Path) -> int:
-    try:
-        return store(workdir).record("space").counts()[TrialState.FAILED]
-    except AutoMLError:
-        return 0
-
-
-def _finished(workdir: Path) -> int:
-    try:
-        return store(workdir).record("space").finished
-    except AutoMLError:
-        return 0
+def _ended_after_worker_deaths(
+    scheduler: subprocess.Popen[str], workdir: Path, trials: int, deaths: int
+) -> StudyRecord:
+    """The search exits 0 with every trial finished; `deaths` failed, each as a killed worker."""
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, err
+    record = store(workdir).record("space")
+    assert record.finished == trials
+    failed = [t for t in record.trials if t.state is TrialState.FAILED]
+    assert len(failed) == deaths
+    assert all("died (signal 9 (SIGKILL))" in (t.failure or "") for t in failed)
+    assert "starting a new worker" in out
+    return record
 
 
 def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
@@ -387,7 +390,7 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
     )
     killed = 0
     while killed < 3:
-        _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
+        _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
         time.sleep(0.5)  # mid-trial
         workers = _wait_for(lambda: _running_workers(scheduler.pid))
         os.kill(workers[0], signal.SIGKILL)
@@ -395,14 +398,9 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
         # Wait for the killed trial to be failed. Not for "no trial running": the scheduler
         # asks the next trial at once, so that moment can pass between two polls (it did in
         # CI, and the test then waited for a running trial after the search had ended).
-        _wait_for(lambda k=killed: _failed_trials(workdir) >= k, scheduler=scheduler)
-    out, err = scheduler.communicate(timeout=120)
-    assert scheduler.returncode == 0, err
-    record = store(workdir).record("space")
-    assert record.finished == 6
+        _wait_for(lambda k=killed: _trials(workdir, TrialState.FAILED) >= k, scheduler=scheduler)
+    record = _ended_after_worker_deaths(scheduler, workdir, trials=6, deaths=3)
     failed = [t for t in record.trials if t.state is TrialState.FAILED]
-    assert len(failed) == 3
-    assert all("died (signal 9 (SIGKILL))" in (t.failure or "") for t in failed)
     # Each failed trial is retried once with the same parameters (a retry is not retried).
     retried = {t.retry_of for t in record.trials if t.retry_of is not None}
     assert retried == {t.number for t in failed if t.retry_of is None}
@@ -410,7 +408,6 @@ def test_worker_killed_mid_trial_is_replaced(workdir: Path) -> None:
     for trial in record.trials:
         if trial.retry_of is not None:
             assert trial.params == by_number[trial.retry_of].params
-    assert "starting a new worker" in out
 
 
 def test_worker_dying_with_a_message_unread_is_replaced(workdir: Path) -> None:
@@ -424,7 +421,7 @@ def test_worker_dying_with_a_message_unread_is_replaced(workdir: Path) -> None:
     scheduler = _scheduler(
         workdir, "--trials", "3", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
     )
-    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
     workers = _wait_for(lambda: _running_workers(scheduler.pid))
     time.sleep(0.5)  # mid-trial
     scheduler.send_signal(signal.SIGSTOP)
@@ -434,14 +431,7 @@ def test_worker_dying_with_a_message_unread_is_replaced(workdir: Path) -> None:
         _wait_for(lambda: not _alive(workers[0]), timeout=5)
     finally:
         scheduler.send_signal(signal.SIGCONT)
-    out, err = scheduler.communicate(timeout=120)
-    assert scheduler.returncode == 0, err
-    record = store(workdir).record("space")
-    assert record.finished == 3
-    failed = [t for t in record.trials if t.state is TrialState.FAILED]
-    assert len(failed) == 1
-    assert "died (signal 9 (SIGKILL))" in (failed[0].failure or "")
-    assert "starting a new worker" in out
+    _ended_after_worker_deaths(scheduler, workdir, trials=3, deaths=1)
 
 
 def test_scheduler_killed_then_rerun(workdir: Path) -> None:
@@ -449,15 +439,15 @@ def test_scheduler_killed_then_rerun(workdir: Path) -> None:
     scheduler = _scheduler(
         workdir, "--trials", "5", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
     )
-    _wait_for(lambda: _finished(workdir) >= 2, scheduler=scheduler)
-    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
+    _wait_for(lambda: _trials(workdir) >= 2, scheduler=scheduler)
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
     workers = _running_workers(scheduler.pid)
     assert workers
     before = {t.number: t.value for t in store(workdir).record("space").trials if t.state.finished}
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(timeout=10)
     _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=5)
-    assert _running_trials(workdir) == 1  # left RUNNING by the dead scheduler
+    assert _trials(workdir, TrialState.RUNNING) == 1  # left RUNNING by the dead scheduler
     rerun = _scheduler(workdir, "--trials", "5", "--pruner", "none")
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
@@ -477,7 +467,7 @@ def test_ctrl_c_records_running_trials_and_exits_130(workdir: Path) -> None:
     scheduler = _scheduler(
         workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.5"}
     )
-    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
     workers = _running_workers(scheduler.pid)
     scheduler.send_signal(signal.SIGINT)
     out, err = scheduler.communicate(timeout=60)
@@ -503,7 +493,7 @@ def test_second_search_on_the_same_sqlite_study_is_refused_and_readers_work(
     scheduler = _scheduler(
         workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
     )
-    _wait_for(lambda: _running_trials(workdir) == 1, scheduler=scheduler)
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
     second = _scheduler(workdir, "--trials", "4")
     _, err = second.communicate(timeout=60)
     assert second.returncode == 2
