@@ -1,7 +1,7 @@
 """The report's figures as plain data, computed from records (no plotly, no TensorFlow).
 
 Each function takes a `StudyRecord` (and retrain records) and returns small dataclasses that
-`automl.reports.render` draws. Plots that grow with trials × parameters are bounded here.
+`automl.reports.plotly_figures` draws. Plots that grow with trials × parameters are bounded here.
 """
 
 from __future__ import annotations

@@ -176,3 +176,11 @@ def test_user_strings_are_escaped_everywhere() -> None:
     ):
         assert "<" not in data and ">" not in data
         json.loads(data)
+
+
+def test_template_placeholders_in_user_strings_stay_literal() -> None:
+    name = "s${body}$data${plotly}"
+    page = render(make_record([make_trial(0, C, 0.5, params={"$title": "${script}"})], name=name))
+    assert page.count("plotly.js (cartesian - minified)") == 1
+    assert f"automl study: {name}</h1>" in page
+    assert "$title=${script}" in _page_outside_plotly(page)
