@@ -15,6 +15,9 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
+# The report's plotly.js bundle, the repository's one copy: figures load it where the package
+# keeps it, so the committed result pages open offline from any clone.
+PLOTLY_BUNDLE = REPO / "automl" / "reports" / "assets" / "plotly-cartesian.min.js"
 
 
 def machine() -> dict[str, Any]:
@@ -48,13 +51,9 @@ def write_result(name: str, data: dict[str, Any], figure: Any | None = None) -> 
 def write_figure(name: str, figure: Any) -> Path:
     """Write the plotly figure to `results/<name>.html`."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    # One local copy of plotly.js (the report's cartesian bundle) serves every figure.
-    bundle = RESULTS / "plotly-cartesian.min.js"
-    if not bundle.exists():
-        source = REPO / "automl" / "reports" / "assets" / "plotly-cartesian.min.js"
-        bundle.write_bytes(source.read_bytes())
     path = RESULTS / f"{name}.html"
-    figure.write_html(path, include_plotlyjs=bundle.name, full_html=True)
+    bundle = Path(os.path.relpath(PLOTLY_BUNDLE, RESULTS)).as_posix()
+    figure.write_html(path, include_plotlyjs=bundle, full_html=True)
     return path
 
 
