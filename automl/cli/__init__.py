@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from automl import __version__
-from automl.cli import deploy_commands, space_commands, study_commands
+from automl.cli import (
+    deploy_commands,
+    report_command,
+    retrain_command,
+    space_commands,
+    study_commands,
+)
 from automl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, make_console
 from automl.errors import AutoMLError
 
@@ -50,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         study_commands.add_search,
         study_commands.add_studies,
         study_commands.add_show,
-        study_commands.add_report,
-        study_commands.add_retrain,
+        report_command.add_report,
+        retrain_command.add_retrain,
         deploy_commands.add_export,
         deploy_commands.add_predict,
         space_commands.add_env,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +84,55 @@ def count_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)?", re.IGNORECASE)
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, None: 1.0}
+
+
+def duration_arg(text: str) -> float:
+    """`90m`, `2h`, `1h30m`, `45s` or plain seconds."""
+    cleaned = text.strip().lower()
+    position, total = 0, 0.0
+    for match in _DURATION.finditer(cleaned):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        position = match.end()
+    if not cleaned or position != len(cleaned) or total <= 0:
+        raise argparse.ArgumentTypeError(
+            f"--timeout needs a duration like 90m, 2h, 1h30m or 45s, got {text!r}"
+        )
+    return total
+
+
+def gpu_list(text: str) -> tuple[int, ...]:
+    """`0,1` → (0, 1); an empty string means no GPU."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"--gpus needs GPU numbers like 0,1, got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def add_storage_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--storage",
+        metavar="URL",
+        help="study store: sqlite:///path.db or postgresql://user:pw@host/db "
+        "(default: $AUTOML_STORAGE, else sqlite:///runs/automl.db)",
+    )
+
+
+def storage_url(args: argparse.Namespace) -> str:
+    """The store the command uses: --storage, else the default store."""
+    from automl.storage.urls import default_storage_url
+
+    return args.storage or default_storage_url()
+
+
+def storage_flag_suffix(args: argparse.Namespace) -> str:
+    """` --storage URL` to repeat in a suggested command, or nothing for the default store."""
+    return f" --storage {shlex.quote(args.storage)}" if args.storage else ""
 
 
 def cells(*values: object) -> list[Any]:

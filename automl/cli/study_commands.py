@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +10,16 @@ from automl.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_data_arguments,
+    add_storage_argument,
     cells,
     count_arg,
+    duration_arg,
     fmt,
+    gpu_list,
+    storage_flag_suffix,
+    storage_url,
 )
+from automl.cli.retrain_command import retrain_in_subprocess
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -190,168 +195,15 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         raise
     finally:
         progress.close()
-    render_summary(console, summary, storage_flag=_storage_flag(args))
+    render_summary(console, summary, storage_flag=storage_flag_suffix(args))
     if summary.record.best() is None:
         return EXIT_ERROR if summary.stopped else EXIT_OK
     if args.executor == "keras" and not args.no_retrain:
-        _retrain_in_subprocess(console, summary.study, summary.storage_url)
+        retrain_in_subprocess(console, summary.study, summary.storage_url)
     from automl.reports import write_report
 
     path = write_report(summary.study, storage=summary.storage_url)
     console.print(f"Report: {path}", markup=False)
-    return EXIT_OK
-
-
-def _retrain_in_subprocess(console: Console, study: str, storage: str) -> None:
-    """Retrain the winner in a fresh process: TensorFlow stays out of the scheduler."""
-    import subprocess
-    import sys
-
-    console.print(
-        f"Retraining the winner of '{study}' on train + val, scoring it on test…", markup=False
-    )
-    command = [sys.executable, "-m", "automl", "retrain", study, "--storage", storage]
-    completed = subprocess.run(command, check=False)
-    if completed.returncode != 0:
-        console.print(
-            f"Retraining failed (exit code {completed.returncode}); the report shows "
-            "the search only. Run: automl retrain " + shlex.quote(study),
-            markup=False,
-        )
-
-
-# -- retrain and report ---------------------------------------------------------------------------
-
-
-def add_retrain(commands: Any) -> None:
-    command = commands.add_parser(
-        "retrain",
-        help="retrain the best trial(s) on train + val and score them on the test split",
-        description=(
-            "Rebuild the top-K trials from their stored parameters, train each on train + val "
-            "for the same number of optimizer steps as its best epoch (see the README), and "
-            "score it on the held-out test split."
-        ),
-    )
-    command.add_argument("study", metavar="STUDY", help="the study name")
-    add_storage_argument(command)
-    command.add_argument(
-        "--top-k",
-        type=count_arg("--top-k"),
-        default=1,
-        metavar="K",
-        help="retrain the K best complete trials (default 1)",
-    )
-    command.add_argument(
-        "--epochs",
-        type=count_arg("--epochs"),
-        metavar="E",
-        help="epochs of retraining (default: the epoch rule)",
-    )
-    command.add_argument(
-        "--seeds",
-        type=count_arg("--seeds"),
-        default=1,
-        metavar="S",
-        help="retrain each trial with S seeds (default 1)",
-    )
-    command.add_argument(
-        "--from-checkpoint",
-        action="store_true",
-        help="score each trial's best-epoch checkpoint instead (no training)",
-    )
-    command.add_argument(
-        "--space",
-        metavar="PATH",
-        help="the space file, if it moved since the search (same content)",
-    )
-    command.set_defaults(run=run_retrain)
-
-
-def run_retrain(args: argparse.Namespace, console: Console) -> int:
-    from rich.table import Table
-
-    from automl.deploy import retrain_study
-
-    results = retrain_study(
-        args.study,
-        storage=storage_url(args),
-        top_k=args.top_k,
-        epochs=args.epochs,
-        seeds=args.seeds,
-        from_checkpoint=args.from_checkpoint,
-        space_path=args.space,
-        on_result=lambda r: console.print(
-            f"trial {r.trial} ({r.source}, seed {r.seed}): test accuracy "
-            f"{r.metrics['accuracy']:.4f} after {r.epochs} epochs, {r.seconds:.1f} s",
-            markup=False,
-        ),
-    )
-    table = Table(title=f"Test split of study '{args.study}'", title_justify="left")
-    for column in (
-        "trial",
-        "model",
-        "seed",
-        "epochs",
-        "seconds",
-        "accuracy",
-        "top-5",
-        "macro F1",
-        "file",
-    ):
-        table.add_column(column)
-    for r in results:
-        table.add_row(
-            *cells(
-                r.trial,
-                r.source,
-                r.seed,
-                r.epochs,
-                f"{r.seconds:.1f}",
-                f"{r.metrics['accuracy']:.4f}",
-                f"{r.metrics['top5_accuracy']:.4f}" if "top5_accuracy" in r.metrics else "-",
-                f"{r.metrics['macro_f1']:.4f}",
-                r.model_path,
-            )
-        )
-    console.print(table)
-    return EXIT_OK
-
-
-def add_report(commands: Any) -> None:
-    command = commands.add_parser(
-        "report",
-        help="write the study's self-contained HTML report",
-        description="Write one HTML file (opens offline) that ranks the trials and shows the "
-        "search's figures and the retrained winner.",
-    )
-    command.add_argument("study", metavar="STUDY", help="the study name")
-    add_storage_argument(command)
-    command.add_argument(
-        "-o",
-        "--output",
-        metavar="PATH",
-        help="where to write it (default runs/<study>/report.html)",
-    )
-    command.add_argument("--open", action="store_true", help="open it in the browser")
-    command.add_argument(
-        "--retrain", action="store_true", help="retrain the winner first (as automl retrain STUDY)"
-    )
-    command.set_defaults(run=run_report)
-
-
-def run_report(args: argparse.Namespace, console: Console) -> int:
-    from automl.reports import write_report
-
-    storage = storage_url(args)
-    if args.retrain:
-        _retrain_in_subprocess(console, args.study, storage)
-    path = write_report(args.study, storage=storage, output=args.output)
-    console.print(f"Report: {path}", markup=False)
-    if args.open:
-        import webbrowser
-
-        webbrowser.open(path.resolve().as_uri())
     return EXIT_OK
 
 
@@ -498,55 +350,5 @@ def leaderboard(record: StudyRecord) -> list[tuple[int, TrialRecord]]:
     return [(rank, trial) for rank, trial in enumerate(record.ranked(), start=1)]
 
 
-# -- shared ---------------------------------------------------------------------------------------
-
-
-def add_storage_argument(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--storage",
-        metavar="URL",
-        help="study store: sqlite:///path.db or postgresql://user:pw@host/db "
-        "(default: $AUTOML_STORAGE, else sqlite:///runs/automl.db)",
-    )
-
-
-def storage_url(args: argparse.Namespace) -> str:
-    from automl.storage.urls import default_storage_url
-
-    return args.storage or default_storage_url()
-
-
-def _storage_flag(args: argparse.Namespace) -> str:
-    return f" --storage {shlex.quote(args.storage)}" if args.storage else ""
-
-
 def _params_text(trial: TrialRecord) -> str:
     return ", ".join(f"{name}={fmt(value)}" for name, value in trial.params.items())
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)?", re.IGNORECASE)
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, None: 1.0}
-
-
-def duration_arg(text: str) -> float:
-    """`90m`, `2h`, `1h30m`, `45s` or plain seconds."""
-    cleaned = text.strip().lower()
-    position, total = 0, 0.0
-    for match in _DURATION.finditer(cleaned):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if not cleaned or position != len(cleaned) or total <= 0:
-        raise argparse.ArgumentTypeError(
-            f"--timeout needs a duration like 90m, 2h, 1h30m or 45s, got {text!r}"
-        )
-    return total
-
-
-def gpu_list(text: str) -> tuple[int, ...]:
-    """`0,1` → (0, 1); an empty string means no GPU."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not all(p.isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"--gpus needs GPU numbers like 0,1, got {text!r}")
-    return tuple(int(p) for p in parts)

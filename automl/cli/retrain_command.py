@@ -1,0 +1,132 @@
+"""The `retrain` command: the best trial(s) on train + val, scored on the test split.
+
+Also how other commands retrain: `retrain_in_subprocess` runs this command in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from automl.cli.common import EXIT_OK, add_storage_argument, cells, count_arg, storage_url
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def add_retrain(commands: Any) -> None:
+    command = commands.add_parser(
+        "retrain",
+        help="retrain the best trial(s) on train + val and score them on the test split",
+        description=(
+            "Rebuild the top-K trials from their stored parameters, train each on train + val "
+            "for the same number of optimizer steps as its best epoch (see the README), and "
+            "score it on the held-out test split."
+        ),
+    )
+    command.add_argument("study", metavar="STUDY", help="the study name")
+    add_storage_argument(command)
+    command.add_argument(
+        "--top-k",
+        type=count_arg("--top-k"),
+        default=1,
+        metavar="K",
+        help="retrain the K best complete trials (default 1)",
+    )
+    command.add_argument(
+        "--epochs",
+        type=count_arg("--epochs"),
+        metavar="E",
+        help="epochs of retraining (default: the epoch rule)",
+    )
+    command.add_argument(
+        "--seeds",
+        type=count_arg("--seeds"),
+        default=1,
+        metavar="S",
+        help="retrain each trial with S seeds (default 1)",
+    )
+    command.add_argument(
+        "--from-checkpoint",
+        action="store_true",
+        help="score each trial's best-epoch checkpoint instead (no training)",
+    )
+    command.add_argument(
+        "--space",
+        metavar="PATH",
+        help="the space file, if it moved since the search (same content)",
+    )
+    command.set_defaults(run=run_retrain)
+
+
+def run_retrain(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from automl.deploy import retrain_study
+
+    results = retrain_study(
+        args.study,
+        storage=storage_url(args),
+        top_k=args.top_k,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        from_checkpoint=args.from_checkpoint,
+        space_path=args.space,
+        on_result=lambda r: console.print(
+            f"trial {r.trial} ({r.source}, seed {r.seed}): test accuracy "
+            f"{r.metrics['accuracy']:.4f} after {r.epochs} epochs, {r.seconds:.1f} s",
+            markup=False,
+        ),
+    )
+    table = Table(title=f"Test split of study '{args.study}'", title_justify="left")
+    for column in (
+        "trial",
+        "model",
+        "seed",
+        "epochs",
+        "seconds",
+        "accuracy",
+        "top-5",
+        "macro F1",
+        "file",
+    ):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            *cells(
+                r.trial,
+                r.source,
+                r.seed,
+                r.epochs,
+                f"{r.seconds:.1f}",
+                f"{r.metrics['accuracy']:.4f}",
+                f"{r.metrics['top5_accuracy']:.4f}" if "top5_accuracy" in r.metrics else "-",
+                f"{r.metrics['macro_f1']:.4f}",
+                r.model_path,
+            )
+        )
+    console.print(table)
+    return EXIT_OK
+
+
+def retrain_in_subprocess(console: Console, study: str, storage: str) -> None:
+    """Run `automl retrain STUDY` in a fresh process (for `search` and `report --retrain`).
+
+    TensorFlow stays out of the calling process (the scheduler's, or a report's). A failed
+    retrain is reported and does not fail the caller: its report shows the search only.
+    """
+    import subprocess
+    import sys
+
+    console.print(
+        f"Retraining the winner of '{study}' on train + val, scoring it on test…", markup=False
+    )
+    command = [sys.executable, "-m", "automl", "retrain", study, "--storage", storage]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        console.print(
+            f"Retraining failed (exit code {completed.returncode}); the report shows "
+            "the search only. Run: automl retrain " + shlex.quote(study),
+            markup=False,
+        )
