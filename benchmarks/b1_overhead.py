@@ -68,7 +68,7 @@ def raw_optuna(folder: Path, trials: int) -> list[float]:
 
 def automl_scheduler(folder: Path, trials: int) -> list[float]:
     from automl.search.devices import Gpu
-    from automl.search.scheduler import SearchConfig, TrialEvent, run_search
+    from automl.search import SearchConfig, TrialEvent, run_search
 
     (folder / "space.py").write_text(SPACE)
     stamps: list[float] = []

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from automl.search.scheduler import SearchConfig
+from automl.search import SearchConfig
 from benchmarks.common import (
     REPO,
     RESULTS,
@@ -104,7 +104,7 @@ def automl_arm(
 ) -> dict[str, Any]:
     from automl.data import DataOptions
     from automl.deploy import retrain_study
-    from automl.search.scheduler import SearchConfig, run_search
+    from automl.search import SearchConfig, run_search
 
     home = os.getcwd()
     os.chdir(folder)

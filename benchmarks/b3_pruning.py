@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from automl.search.scheduler import SearchConfig
+from automl.search import SearchConfig
 from benchmarks.common import median, search_cnn, table, write_result
 
 

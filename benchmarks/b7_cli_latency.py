@@ -32,7 +32,7 @@ def make_study(url: str, trials: int, seed: int = 0) -> None:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.trial import TrialState, create_trial
 
-    from automl.storage import store as keys
+    from automl.storage import attributes as keys
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(seed)

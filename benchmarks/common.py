@@ -100,7 +100,7 @@ def search_cnn(
     default: CPU slots)."""
     import tempfile
 
-    from automl.search.scheduler import SearchConfig, run_search
+    from automl.search import SearchConfig, run_search
 
     home = os.getcwd()
     with tempfile.TemporaryDirectory() as folder:

@@ -20,8 +20,9 @@ import os
 import time
 from typing import Any
 
+from automl.search.messages import TrialRequest
 from automl.search.runner import EpochHook, TrialResult
-from automl.search.worker import Slot, TrialRequest, WorkerSetup
+from automl.search.worker import Slot, WorkerSetup
 from automl.spaces.hyperparameters import Answers, ParamSpec
 
 
@@ -52,11 +53,11 @@ class KerasBackendExecutor:
         import keras  # noqa: F401 - the backend starts here, once per worker
 
         from automl.data import load_saved_dataset
-        from automl.spaces import Objective, load_space
+        from automl.spaces import load_space
 
         self.space = load_space(setup.space_path)
         self.dataset = load_saved_dataset(setup.dataset_path)
-        self.objective = Objective(*setup.objective)  # type: ignore[arg-type]
+        self.objective = setup.objective
         self.slot = slot
         log = os.environ.get("AUTOML_BENCH_LOG")
         if log:

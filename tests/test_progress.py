@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from automl.cli.progress import LiveProgress, PlainProgress, QuietProgress, make_progress
-from automl.search.scheduler import SearchConfig, run_search
+from automl.search import SearchConfig, run_search
 
 from .search_tests.test_search import SPACE, fake_gpus
 

@@ -1,6 +1,6 @@
 """Search progress on the terminal: a rich live display, plain lines for logs, or nothing.
 
-These implement `automl.search.scheduler.SearchObserver`; the scheduler calls them, they print.
+These implement `automl.search.events.SearchObserver`; the scheduler calls them, they print.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ from automl.storage.records import TrialState
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from automl.search.scheduler import SearchStart, TrialEvent
+    from automl.search.events import SearchStart, TrialEvent
 
 
 def describe_start(start: SearchStart) -> list[str]:
     """The lines printed when a search starts (shared by every display)."""
     data = start.data
-    shape = "×".join(str(d) for d in data.get("input_shape", []))
-    sizes = "/".join(str(v) for v in data.get("sizes", {}).values())
+    shape = "×".join(str(d) for d in data.input_shape)
+    sizes = "/".join(str(v) for v in data.sizes.values())
     if start.resumed:
         head = f"Resuming study '{start.study}': {start.finished} of {start.target} finished"
     else:
         head = f"New study '{start.study}': target {start.target} finished trials"
     lines = [
         f"{head} ({start.storage})",
-        f"Data {data.get('source')}: {shape}, {data.get('num_classes')} classes, "
+        f"Data {data.source}: {shape}, {data.num_classes} classes, "
         f"train/val/test {sizes}",
         f"Objective {start.objective}; up to {start.epochs} epochs per trial; sampler "
         f"{start.sampler}; {len(start.slots)} worker slot(s): {', '.join(start.slots)}",

@@ -1,7 +1,48 @@
 """Running trials: the scheduler, the worker pool, the trial runner, pruning and engines.
 
-Importing this package is cheap; TensorFlow is imported only inside worker processes and the
-trial runner.
+Importing this package is cheap: the names below load their module on first use, and TensorFlow
+is imported only inside worker processes and the trial runner.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from automl.search.config import SearchConfig
+    from automl.search.events import (
+        NullObserver,
+        SearchObserver,
+        SearchStart,
+        SearchSummary,
+        TrialEvent,
+    )
+    from automl.search.scheduler import run_search
+
+_HOMES = {
+    "SearchConfig": "automl.search.config",
+    "NullObserver": "automl.search.events",
+    "SearchObserver": "automl.search.events",
+    "SearchStart": "automl.search.events",
+    "SearchSummary": "automl.search.events",
+    "TrialEvent": "automl.search.events",
+    "run_search": "automl.search.scheduler",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'automl.search' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+__all__ = [
+    "NullObserver",
+    "SearchConfig",
+    "SearchObserver",
+    "SearchStart",
+    "SearchSummary",
+    "TrialEvent",
+    "run_search",
+]

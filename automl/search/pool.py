@@ -1,7 +1,10 @@
 """The worker pool: starts one spawned process per slot, relays messages, replaces the dead.
 
-Slots come from `plan_slots`: one per visible GPU by default (`CUDA_VISIBLE_DEVICES`, memory
-growth), K per GPU with `--trials-per-gpu K`, or N CPU workers that split the cores.
+The scheduler's loop sees only the `Pool` protocol (start, wait, replace, stop, and each
+worker's `WorkerHandle`), so its handling of every message and every death is unit-tested with a
+fake pool; `WorkerPool` is the real one. Slots come from `plan_slots`: one per visible GPU by
+default (`CUDA_VISIBLE_DEVICES`, memory growth), K per GPU with `--trials-per-gpu K`, or N CPU
+workers that split the cores.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
-from typing import Any
+from typing import Any, Protocol
 
 from automl.errors import UsageError
 from automl.search.devices import Gpu
+from automl.search.messages import FromWorker, Ready, Stop, ToWorker, WorkerDied
 from automl.search.worker import Slot, WorkerSetup, worker_main
 
 DEFAULT_MAX_CPU_WORKERS = 8
@@ -105,35 +109,79 @@ def _thread_env(threads: int) -> dict[str, str]:
     }
 
 
-@dataclass
+class Link(Protocol):
+    """The scheduler's end of a worker's pipe (a `multiprocessing` connection, or a fake)."""
+
+    def send(self, obj: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
 class WorkerHandle:
-    """The scheduler's view of one worker process."""
+    """The scheduler's view of one worker: its slot, its pipe, and what it is doing.
+
+    Attributes:
+        slot: where it runs.
+        link: the scheduler's end of its pipe.
+        process: its process (None for a fake).
+        ready: it has sent `Ready`.
+        ready_info: that message.
+        trial: the number of the trial it runs, or None when idle.
+        trials_run: trials it has finished.
+        first_rss: its resident memory (MiB) after its first trial.
+        last_rss: after its latest trial.
+    """
 
     slot: Slot
-    process: Any
-    conn: Any
+    link: Link
+    process: Any = None
     started: float = field(default_factory=time.monotonic)
     ready: bool = False
+    ready_info: Ready | None = None
     trial: int | None = None
     trials_run: int = 0
     first_rss: float | None = None
     last_rss: float | None = None
-    ready_info: Any = None
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid or 0)
+        return int(getattr(self.process, "pid", 0) or 0)
 
-    def send(self, message: Any) -> None:
+    def send(self, message: ToWorker) -> None:
         """Send to the worker; if it has died, drop the message.
 
         A worker can die with its last message still unread (killed just after reporting an
         epoch, asking for a value or finishing a trial); the reply then meets a closed pipe.
         Its death is not lost: the pool's next `wait` reads the end of the pipe and yields
-        ("died", code), which fails and retries its trial and starts a new worker.
+        `WorkerDied`, which fails and retries its trial and starts a new worker.
         """
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.conn.send(message)
+            self.link.send(message)
+
+
+class Pool(Protocol):
+    """What the scheduler's loop needs of a pool of workers."""
+
+    @property
+    def workers(self) -> Sequence[WorkerHandle]:
+        """One handle per slot, in slot order (a replaced worker takes its slot's place)."""
+        ...
+
+    def start(self) -> None:
+        """Start one worker per slot."""
+
+    def wait(self, timeout: float) -> list[tuple[WorkerHandle, FromWorker]]:
+        """The messages that arrived within `timeout` seconds; a dead worker's pipe ends with
+        `WorkerDied`."""
+        ...
+
+    def replace(self, handle: WorkerHandle) -> WorkerHandle:
+        """Stop a worker (if alive) and start a fresh one on its slot."""
+        ...
+
+    def stop(self) -> None:
+        """Stop every worker."""
 
 
 class WorkerPool:
@@ -156,16 +204,15 @@ class WorkerPool:
 
     def _spawn(self, slot: Slot, *, preflight: bool = False) -> WorkerHandle:
         parent, child = self._context.Pipe(duplex=True)
-        setup = WorkerSetup(**{**self._setup.__dict__, "preflight": preflight})
         process = self._context.Process(
             target=worker_main,
-            args=(child, slot, setup, os.getpid()),
+            args=(child, slot, replace(self._setup, preflight=preflight), os.getpid()),
             name=f"automl-worker-{slot.name}",
             daemon=True,
         )
         process.start()
         child.close()
-        return WorkerHandle(slot=slot, process=process, conn=parent)
+        return WorkerHandle(slot=slot, link=parent, process=process)
 
     def replace(self, handle: WorkerHandle) -> WorkerHandle:
         """Stop a worker (if alive) and start a fresh one on its slot."""
@@ -174,25 +221,26 @@ class WorkerPool:
         self.workers[self.workers.index(handle)] = fresh
         return fresh
 
-    def wait(self, timeout: float) -> list[tuple[WorkerHandle, Any]]:
-        """Messages that arrived within `timeout` seconds; a dead worker yields ("died", code)."""
-        by_conn = {id(h.conn): h for h in self.workers}
-        ready = wait([h.conn for h in self.workers], timeout=timeout)
-        messages: list[tuple[WorkerHandle, Any]] = []
-        for conn in ready:
-            handle = by_conn[id(conn)]
+    def wait(self, timeout: float) -> list[tuple[WorkerHandle, FromWorker]]:
+        """Messages that arrived within `timeout` seconds; a dead worker yields `WorkerDied`."""
+        by_link = {id(h.link): h for h in self.workers}
+        ready = wait([h.link for h in self.workers], timeout=timeout)  # type: ignore[misc]
+        messages: list[tuple[WorkerHandle, FromWorker]] = []
+        for link in ready:
+            handle = by_link[id(link)]
             try:
-                messages.append((handle, handle.conn.recv()))
+                message: FromWorker = handle.link.recv()  # type: ignore[attr-defined]
+                messages.append((handle, message))
             except (EOFError, OSError):
                 handle.process.join(timeout=2)
-                messages.append((handle, ("died", handle.process.exitcode)))
+                messages.append((handle, WorkerDied(handle.process.exitcode)))
         return messages
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask every worker to stop, then terminate and kill what is left."""
         for handle in self.workers:
             with contextlib.suppress(OSError, ValueError):
-                handle.send(("stop",))
+                handle.send(Stop())
         deadline = time.monotonic() + timeout
         for handle in self.workers:
             if handle.trial is None:
@@ -210,7 +258,7 @@ class WorkerPool:
             os.kill(process.pid, signal.SIGKILL)
             process.join(timeout=3)
         with contextlib.suppress(OSError):
-            handle.conn.close()
+            handle.link.close()
 
 
 def describe_exit(code: int | None) -> str:

@@ -1,11 +1,13 @@
 """The scheduler: one process owns the study and drives a pool of workers.
 
-It prepares everything a search needs before any trial runs (space settings, data, store,
-resume checks), asks Optuna for trials, hands them to idle workers, answers their `hp` calls,
-reports each epoch to the pruner, and tells Optuna the result. Faults cost one trial: a dead
-worker's trial fails and is retried once, an OOM replaces the worker, NaN fails the trial, and
-too many consecutive failures stop the search. Ctrl-C records every running trial and re-queues
-it. The scheduler never imports TensorFlow; progress goes to a `SearchObserver`.
+`run_search` prepares everything a search needs before any trial runs (space settings, data,
+store, resume checks, stale trials), then `Scheduler` runs the loop: it asks Optuna for trials,
+hands them to idle workers, answers their `hp` calls, reports each epoch to the pruner, and tells
+Optuna the result. Faults cost one trial: a dead worker's trial fails and is retried once, an
+OOM replaces the worker, NaN fails the trial, and too many consecutive failures stop the search.
+Ctrl-C records every running trial and re-queues it. The loop sees the workers only through the
+`Pool` protocol and the study only through `SearchStudy`; it never imports TensorFlow, and
+progress goes to a `SearchObserver`.
 """
 
 from __future__ import annotations
@@ -15,195 +17,52 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from automl.data import DataOptions, Dataset, load_dataset, save_dataset
-from automl.errors import AutoMLError, SpaceError, StoreError, UsageError
+from automl.data import load_dataset, save_dataset
+from automl.errors import AutoMLError, SpaceError, UsageError
 from automl.search import engines
+from automl.search.checkpoints import CheckpointKeeper
+from automl.search.config import SearchConfig
 from automl.search.devices import Gpu, discover_gpus, usable_cpus
-from automl.search.pool import WorkerHandle, WorkerPool, describe_exit, plan_slots
-from automl.search.runner import FailureKind, Outcome, TrialResult
-from automl.search.worker import ReadyInfo, TrialRequest, WorkerSetup
-from automl.spaces.hyperparameters import ParamSpec
-from automl.spaces.loader import Objective, SpaceSettings, read_space_settings
-from automl.storage import store as keys
+from automl.search.events import (
+    NullObserver,
+    SearchObserver,
+    SearchStart,
+    SearchSummary,
+    TrialEvent,
+)
+from automl.search.messages import (
+    Answer,
+    AnswerError,
+    Ask,
+    Continue,
+    EpochEnded,
+    Fatal,
+    Prune,
+    Ready,
+    TrialDone,
+    TrialRequest,
+    WorkerDied,
+)
+from automl.search.pool import Pool, WorkerHandle, WorkerPool, describe_exit, plan_slots
+from automl.search.runner import Outcome
+from automl.search.study import SearchStudy, StudyPlan, data_summary
+from automl.search.worker import WorkerSetup
+from automl.spaces.loader import Objective, read_space_settings
 from automl.storage.artifacts import ArtifactStore
-from automl.storage.records import StudyRecord, TrialRecord, TrialState, rank_key
-from automl.storage.store import StudyStore, owner_is_alive, owner_tag
+from automl.storage.attributes import FailureKind
+from automl.storage.records import TrialState
+from automl.storage.store import StudyStore
 from automl.storage.urls import check_study_name, default_storage_url
 
+if TYPE_CHECKING:
+    import optuna
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Every setting of `automl search` (each CLI flag matches a field).
-
-    Attributes:
-        space: the space file.
-        trials: the study's target of finished (complete + pruned) trials.
-        study: study name; None for the space file's stem.
-        storage: storage URL; None for `$AUTOML_STORAGE` or `runs/automl.db`.
-        data: data source; None for the space's DATA, else digits.
-        data_options: splits, bad-image handling.
-        epochs: maximum epochs per trial; None for the space's EPOCHS, else 10.
-        workers: CPU workers (no GPU); None for one per core, up to 8.
-        gpus: GPU indices to use; None for every visible GPU.
-        trials_per_gpu: trials packed on each GPU.
-        sampler: `tpe`, `random`, `gp`, `cmaes`, `grid` or `qmc`.
-        pruner: `hyperband`, `sha`, `median`, `percentile`, `patient` or `none`.
-        timeout: seconds after which no new trial starts; None for none.
-        seed: seed of the sampler and of each trial (seed + trial number).
-        objective: overrides the space's OBJECTIVE (`metric[:direction]`).
-        max_failures: consecutive failed trials that stop the search.
-        allow_space_change: resume even if the space file or data changed.
-        keep_checkpoints: best-epoch checkpoints kept (of the best complete trials).
-        patience: early-stopping patience in epochs; None for none.
-        recycle_after: trials after which a worker is replaced (memory hygiene).
-        recycle_memory_mib: resident-memory growth after which a worker is replaced.
-        executor: `keras`, or `module:factory` for benchmarks.
-    """
-
-    space: str
-    trials: int
-    study: str | None = None
-    storage: str | None = None
-    data: str | None = None
-    data_options: DataOptions = field(default_factory=DataOptions)
-    epochs: int | None = None
-    workers: int | None = None
-    gpus: tuple[int, ...] | None = None
-    trials_per_gpu: int = 1
-    sampler: str = "tpe"
-    pruner: str = "sha"
-    timeout: float | None = None
-    seed: int = 0
-    objective: str | None = None
-    max_failures: int = 5
-    allow_space_change: bool = False
-    keep_checkpoints: int = 3
-    patience: int | None = 5
-    recycle_after: int = 100
-    recycle_memory_mib: float = 1024.0
-    executor: str = "keras"
-
-    def settings(self) -> dict[str, Any]:
-        """The JSON-ready settings stored with the study."""
-        return {
-            "trials": self.trials,
-            "epochs": self.epochs,
-            "workers": self.workers,
-            "gpus": list(self.gpus) if self.gpus is not None else None,
-            "trials_per_gpu": self.trials_per_gpu,
-            "sampler": self.sampler,
-            "pruner": self.pruner,
-            "timeout": self.timeout,
-            "seed": self.seed,
-            "objective": self.objective,
-            "max_failures": self.max_failures,
-            "keep_checkpoints": self.keep_checkpoints,
-            "patience": self.patience,
-            "data_options": self.data_options.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class SearchStart:
-    """What the observer learns when the search starts."""
-
-    study: str
-    storage: str
-    resumed: bool
-    finished: int
-    target: int
-    slots: tuple[str, ...]
-    sampler: str
-    pruner: str
-    budget: str
-    brackets: tuple[engines.Bracket, ...]
-    epochs: int
-    objective: Objective
-    data: dict[str, Any]
-    record: StudyRecord
-    requeued: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class TrialEvent:
-    """A trial that ended."""
-
-    number: int
-    slot: str
-    state: TrialState
-    value: float | None
-    epochs_run: int
-    best_epoch: int | None
-    seconds: float
-    failure: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SearchSummary:
-    """How the search ended.
-
-    Attributes:
-        study: the study name.
-        record: the study as stored at the end.
-        target: the `--trials` target.
-        stopped: why it stopped before the target, or None.
-        seconds: wall time of this run.
-        utilisation: for each slot, the fraction of time it ran a trial.
-        artifacts: the study's artifact folder.
-    """
-
-    study: str
-    record: StudyRecord
-    target: int
-    stopped: str | None
-    seconds: float
-    utilisation: dict[str, float]
-    artifacts: Path
-    storage: str
-    storage_url: str
-
-
-class SearchObserver(Protocol):
-    """Receives progress; the CLI renders it (live display, plain lines, or nothing)."""
-
-    def search_started(self, start: SearchStart) -> None: ...
-
-    def trial_started(self, number: int, slot: str) -> None: ...
-
-    def trial_epoch(self, number: int, slot: str, epoch: int, value: float | None) -> None: ...
-
-    def trial_finished(self, event: TrialEvent) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-
-class NullObserver:
-    """Ignores progress."""
-
-    def search_started(self, start: SearchStart) -> None:
-        pass
-
-    def trial_started(self, number: int, slot: str) -> None:
-        pass
-
-    def trial_epoch(self, number: int, slot: str, epoch: int, value: float | None) -> None:
-        pass
-
-    def trial_finished(self, event: TrialEvent) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
 
 
 def run_search(
@@ -236,7 +95,7 @@ def run_search(
         trials_per_gpu=config.trials_per_gpu,
     )
     name = check_study_name(config.study or settings.path.stem)
-    engines.make_pruner(config.pruner, epochs=epochs)  # validate names before any work
+    pruner = engines.make_pruner(config.pruner, epochs=epochs)  # validate names before any work
     if config.sampler not in engines.SAMPLERS:
         raise UsageError(
             f"unknown --sampler {config.sampler!r}; use one of {', '.join(engines.SAMPLERS)}."
@@ -253,327 +112,280 @@ def run_search(
     artifacts = store.artifacts(name)
     lock = artifacts.search_lock() if store.sqlite_path is not None else nullcontext()
     with lock:
-        search = _Search(
-            config, settings, objective, epochs, slots, dataset, store, artifacts, name, observer
+        plan = StudyPlan(
+            name=name,
+            space=settings,
+            objective=objective,
+            dataset=dataset,
+            settings=config.settings(epochs=epochs),
+            target=config.trials,
+            slots=tuple(s.name for s in slots),
+            allow_space_change=config.allow_space_change,
         )
-        return search.run()
+        study, resumed = SearchStudy.open(store, plan, pruner)
+        _prepare_dataset(artifacts, dataset)
+        requeued = study.recover_stale(other_hosts=store.sqlite_path is None)
+        record = store.record(name)
+        budget, brackets = engines.pruner_budget(config.pruner, epochs=epochs)
+        observer.search_started(
+            SearchStart(
+                study=name,
+                storage=store.shown_url,
+                resumed=resumed,
+                finished=record.finished,
+                target=config.trials,
+                slots=plan.slots,
+                sampler=config.sampler,
+                pruner=config.pruner,
+                budget=budget,
+                brackets=brackets,
+                epochs=epochs,
+                objective=objective,
+                data=data_summary(dataset),
+                record=record,
+                requeued=tuple(requeued),
+            )
+        )
+        checkpoints = CheckpointKeeper(
+            artifacts, direction=objective.direction, keep=config.keep_checkpoints
+        )
+        checkpoints.note_trials(record.trials)
+        started = time.monotonic()
+        stopped: str | None = None
+        busy = dict.fromkeys(plan.slots, 0.0)
+        ready_at: float | None = None
+        if record.finished < config.trials:
+            setup = WorkerSetup(
+                space_path=str(settings.path),
+                dataset_path=str(artifacts.dataset_path),
+                objective=objective,
+                executor=config.executor,
+                preflight=True,
+                patience=config.patience,
+                log_dir=str(artifacts.root / "logs"),
+            )
+            scheduler = Scheduler(
+                config,
+                study,
+                WorkerPool(slots, setup),
+                epochs=epochs,
+                objective=objective,
+                artifacts=artifacts,
+                checkpoints=checkpoints,
+                observer=observer,
+                finished=record.finished,
+            )
+            deadline = started + config.timeout if config.timeout else None
+            with _InterruptFlag() as flag:
+                scheduler.run(deadline, interrupted=lambda: flag.set)
+            stopped, busy, ready_at = scheduler.stopped, scheduler.busy, scheduler.ready_at
+        elapsed = time.monotonic() - started
+        window = time.monotonic() - (ready_at or started)
+        return SearchSummary(
+            study=name,
+            record=store.record(name),
+            target=config.trials,
+            stopped=stopped,
+            seconds=elapsed,
+            utilisation={slot: (b / window if window > 0 else 0.0) for slot, b in busy.items()},
+            artifacts=artifacts.root,
+            storage=store.shown_url,
+            storage_url=store.url,
+        )
+
+
+def _prepare_dataset(artifacts: ArtifactStore, dataset: Any) -> None:
+    """Write the dataset the workers load, unless the same one is already there."""
+    path = artifacts.dataset_path
+    if path.is_file():
+        from automl.data import load_saved_dataset
+
+        try:
+            if load_saved_dataset(path).sha256 == dataset.sha256:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+    save_dataset(dataset, path)
 
 
 @dataclass
 class _Running:
-    trial: Any
+    trial: optuna.Trial
     handle: WorkerHandle
     started: float
     epoch: int = 0
 
 
-class _Search:
-    """The state of one run of the scheduler loop."""
+class Scheduler:
+    """The loop of one search run: trials to idle workers, messages answered, results told.
+
+    Args:
+        config: the search's settings (target, sampler, seed, failure and recycling limits).
+        study: the study, and every write to it.
+        pool: the workers.
+        epochs: the epoch budget of each trial.
+        objective: the metric and its direction.
+        artifacts: the study's artifact folder (histories, checkpoints).
+        checkpoints: which checkpoints to keep.
+        observer: receives progress.
+        finished: finished trials the study already has.
+        clock: monotonic seconds (injected by tests). Defaults to `time.monotonic`.
+    """
 
     def __init__(
         self,
         config: SearchConfig,
-        settings: SpaceSettings,
-        objective: Objective,
+        study: SearchStudy,
+        pool: Pool,
+        *,
         epochs: int,
-        slots: Sequence[Any],
-        dataset: Dataset,
-        store: StudyStore,
+        objective: Objective,
         artifacts: ArtifactStore,
-        name: str,
+        checkpoints: CheckpointKeeper,
         observer: SearchObserver,
+        finished: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.settings = settings
-        self.objective = objective
+        self.study = study
+        self.pool = pool
         self.epochs = epochs
-        self.slots = slots
-        self.dataset = dataset
-        self.store = store
+        self.objective = objective
         self.artifacts = artifacts
-        self.name = name
+        self.checkpoints = checkpoints
         self.observer = observer
+        self.finished = finished
+        self.clock = clock
         self.running: dict[int, _Running] = {}
         self.consecutive_failures = 0
         self.last_failure = ""
         self.stopped: str | None = None
         self.fatal: AutoMLError | None = None
-        self.busy: dict[str, float] = {slot.name: 0.0 for slot in slots}
-        self.finished = 0
-        # number -> (value, rank key) of the complete trials
-        self.complete: dict[int, tuple[float, tuple[float, ...]]] = {}
-        self.started = time.monotonic()
+        self.busy: dict[str, float] = {}
         self.ready_at: float | None = None
-        self.retried: set[int] = set()
+        self.sampler_ready = False
 
-    # -- preparation ------------------------------------------------------------------------
+    def run(self, deadline: float | None, *, interrupted: Callable[[], bool]) -> None:
+        """Run until the target is reached, the deadline passes, or the search must stop.
 
-    def _open_study(self) -> tuple[Any, bool]:
-        import optuna
-
-        direction = self.objective.direction
-        pruner = engines.make_pruner(self.config.pruner, epochs=self.epochs)
-        exists = self.name in self.store.study_names()
-        if exists:
-            study = optuna.load_study(
-                study_name=self.name, storage=self.store.storage, pruner=pruner
-            )
-            self._check_resume(study)
-        else:
-            study = optuna.create_study(
-                study_name=self.name, storage=self.store.storage, direction=direction, pruner=pruner
-            )
-            study.set_user_attr(keys.SPACE, self._space_attr())
-            study.set_user_attr(keys.DATA, self.dataset.describe())
-            study.set_user_attr(
-                keys.OBJECTIVE, {"metric": self.objective.metric, "direction": direction}
-            )
-        study.set_user_attr(keys.SETTINGS, {**self.config.settings(), "epochs": self.epochs})
-        runs = list(study.user_attrs.get(keys.RUNS) or [])
-        runs.append(
-            {
-                "started": time.time(),
-                **owner_tag(),
-                "target": self.config.trials,
-                "slots": [s.name for s in self.slots],
-                "versions": _versions(),
-            }
-        )
-        study.set_user_attr(keys.RUNS, runs)
-        return study, exists
-
-    def _space_attr(self) -> dict[str, Any]:
-        return {
-            "path": str(self.settings.path),
-            "sha256": self.settings.sha256,
-            "source": self.settings.source,
-        }
-
-    def _check_resume(self, study: Any) -> None:
-        attrs = study.user_attrs
-        if keys.SPACE not in attrs:
-            raise StoreError(
-                f"study {self.name!r} exists in {self.store.shown_url} but was not made by "
-                "automl; use --study NEW for a new study."
-            )
-        stored = attrs[keys.OBJECTIVE]
-        if stored.get("direction") != self.objective.direction or (
-            stored.get("metric") != self.objective.metric
-        ):
-            raise StoreError(
-                f"study {self.name!r} optimises {stored.get('metric')} ({stored.get('direction')}),"
-                f" not {self.objective}; drop --objective or use --study NEW."
-            )
-        changes = []
-        if attrs[keys.SPACE].get("sha256") != self.settings.sha256:
-            changes.append(f"the space file changed ({attrs[keys.SPACE].get('path')})")
-        if attrs.get(keys.DATA, {}).get("sha256") != self.dataset.sha256:
-            changes.append(
-                f"the data changed ({attrs.get(keys.DATA, {}).get('source')} → "
-                f"{self.dataset.source})"
-            )
-        if changes and not self.config.allow_space_change:
-            raise StoreError(
-                f"cannot resume study {self.name!r}: {' and '.join(changes)} since it was "
-                "made; pass --allow-space-change to continue it anyway, or --study NEW to start "
-                "a new study."
-            )
-        if changes:
-            history = list(attrs.get("automl:space_history") or [])
-            history.append(attrs[keys.SPACE].get("sha256"))
-            study.set_user_attr("automl:space_history", history)
-            study.set_user_attr(keys.SPACE, self._space_attr())
-            study.set_user_attr(keys.DATA, self.dataset.describe())
-
-    def _prepare_dataset(self) -> None:
-        path = self.artifacts.dataset_path
-        if path.is_file():
-            from automl.data import load_saved_dataset
-
-            try:
-                if load_saved_dataset(path).sha256 == self.dataset.sha256:
-                    return
-            except (OSError, ValueError, KeyError):
-                pass
-        save_dataset(self.dataset, path)
-
-    def _recover_stale(self, study: Any) -> list[int]:
-        """Fail and re-queue trials left RUNNING by a scheduler that died."""
-        from optuna.trial import TrialState as OptunaState
-
-        requeued = []
-        for trial in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
-            owner = trial.user_attrs.get(keys.LAUNCH)
-            if self.store.sqlite_path is None and owner_is_alive(owner):
-                continue  # another live scheduler (another host) owns it
-            storage = self.store.storage
-            storage.set_trial_user_attr(
-                trial._trial_id,
-                keys.RESULT,
-                {"failure": "the scheduler stopped while it ran", "failure_kind": "stale"},
-            )
-            storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
-            if self._requeue(study, trial.number, trial.params, trial.user_attrs):
-                requeued.append(trial.number)
-        return requeued
-
-    def _requeue(
-        self, study: Any, number: int, params: dict[str, Any], attrs: dict[str, Any]
-    ) -> bool:
-        """Run the same parameters again, once per original trial."""
-        if attrs.get(keys.RETRY_OF) is not None or number in self.retried:
-            return False
-        self.retried.add(number)
-        study.enqueue_trial(dict(params), user_attrs={keys.RETRY_OF: number}, skip_if_exists=False)
-        return True
-
-    # -- the loop ---------------------------------------------------------------------------
-
-    def run(self) -> SearchSummary:
-        study, resumed = self._open_study()
-        self._prepare_dataset()
-        requeued = self._recover_stale(study)
-        record = self.store.record(self.name)
-        finished = self.finished = record.finished
-        self.complete = {}
-        for t in record.trials:
-            if t.state is TrialState.COMPLETE and t.value is not None:
-                self._note_complete(t.number, t.value, t.epochs_run, t.params_count)
-        budget, brackets = engines.pruner_budget(self.config.pruner, epochs=self.epochs)
-        self.observer.search_started(
-            SearchStart(
-                study=self.name,
-                storage=self.store.shown_url,
-                resumed=resumed,
-                finished=finished,
-                target=self.config.trials,
-                slots=tuple(s.name for s in self.slots),
-                sampler=self.config.sampler,
-                pruner=self.config.pruner,
-                budget=budget,
-                brackets=brackets,
-                epochs=self.epochs,
-                objective=self.objective,
-                data=self.dataset.describe(),
-                record=record,
-                requeued=tuple(requeued),
-            )
-        )
-        if finished >= self.config.trials:
-            self.stopped = None
-            return self._summary()
-        setup = WorkerSetup(
-            space_path=str(self.settings.path),
-            dataset_path=str(self.artifacts.dataset_path),
-            objective=(self.objective.metric, self.objective.direction),
-            executor=self.config.executor,
-            preflight=True,
-            patience=self.config.patience,
-            log_dir=str(self.artifacts.root / "logs"),
-        )
-        pool = WorkerPool(self.slots, setup)
-        deadline = self.started + self.config.timeout if self.config.timeout else None
-        with _InterruptFlag() as interrupted:
-            try:
-                pool.start()
-                self._loop(study, pool, deadline, interrupted)
-            except KeyboardInterrupt:
-                self._record_interrupted(study)
-                raise
-            finally:
-                pool.stop()
-                self._keep_best_checkpoints()
+        Raises:
+            AutoMLError: a worker cannot start, or too many consecutive failures.
+            KeyboardInterrupt: after recording every running trial (failed and re-queued).
+        """
+        try:
+            self.pool.start()
+            self.busy = {handle.slot.name: 0.0 for handle in self.pool.workers}
+            while True:
+                if interrupted():
+                    raise KeyboardInterrupt
+                if not self.step(deadline):
+                    break
+        except KeyboardInterrupt:
+            self._record_interrupted()
+            raise
+        finally:
+            self.pool.stop()
+            self.checkpoints.prune(self.running)
         if self.fatal is not None:
             raise self.fatal
-        return self._summary()
 
-    def _loop(
-        self, study: Any, pool: WorkerPool, deadline: float | None, interrupted: _InterruptFlag
-    ) -> None:
-        sampler_ready = False
-        while True:
-            if interrupted.set:
-                raise KeyboardInterrupt
-            finished = self.finished
-            stopping = self.stopped is not None or self.fatal is not None
-            if deadline is not None and time.monotonic() >= deadline and not stopping:
-                self.stopped = f"--timeout {self.config.timeout:g} s reached"
-                self.observer.note(
-                    f"Timeout reached: no new trials; {len(self.running)} running trial(s) finish."
+    def step(self, deadline: float | None, *, timeout: float = 0.5) -> bool:
+        """Launch what can start, then handle the messages of up to `timeout` seconds.
+
+        Returns:
+            False once the search is over (target reached or stopping, nothing running).
+        """
+        stopping = self.stopped is not None or self.fatal is not None or self.study.exhausted
+        if self.study.exhausted and self.stopped is None:
+            self.stopped = "the grid sampler has tried every combination"
+        if deadline is not None and self.clock() >= deadline and not stopping:
+            self.stopped = f"--timeout {self.config.timeout:g} s reached"
+            self.observer.note(
+                f"Timeout reached: no new trials; {len(self.running)} running trial(s) finish."
+            )
+            stopping = True
+        if (self.finished >= self.config.trials or stopping) and not self.running:
+            return False
+        if self.sampler_ready and not stopping:
+            for handle in self.pool.workers:
+                if (
+                    handle.ready
+                    and handle.trial is None
+                    and self.finished + len(self.running) < self.config.trials
+                ):
+                    self._launch(handle)
+        for handle, message in self.pool.wait(timeout=timeout):
+            self.handle(handle, message)
+            if self.fatal is not None and isinstance(message, Fatal):
+                return False
+        return True
+
+    def handle(self, handle: WorkerHandle, message: object) -> None:
+        """Act on one message from a worker (or the pool's word that it died)."""
+        match message:
+            case Ready() as ready:
+                self._ready(handle, ready)
+            case Fatal() as fatal:
+                self.fatal = fatal.error()
+                self.stopped = fatal.message
+            case Ask(spec=spec):
+                running = self.running[handle.trial]  # type: ignore[index]
+                try:
+                    value = self.study.suggest(running.trial, spec)
+                except (ValueError, TypeError) as exc:
+                    handle.send(AnswerError(f"'{spec.name}': {exc}"))
+                else:
+                    handle.send(Answer(value))
+            case EpochEnded(epoch=epoch, metrics=metrics):
+                self._epoch(handle, epoch, metrics)
+            case TrialDone(result=result, rss_mib=rss):
+                self._done(handle, result, rss)
+            case WorkerDied(exitcode=code):
+                self._died(handle, code)
+            case _:
+                raise TypeError(f"unexpected message from worker {handle.slot.name}: {message!r}")
+
+    def _ready(self, handle: WorkerHandle, ready: Ready) -> None:
+        handle.ready, handle.ready_info = True, ready
+        if self.ready_at is None:
+            self.ready_at = self.clock()
+        if self.sampler_ready:
+            return
+        if ready.specs:
+            self.study.use_sampler(
+                engines.make_sampler(
+                    self.config.sampler,
+                    seed=self.config.seed,
+                    slots=len(self.pool.workers),
+                    specs=ready.specs,
                 )
-                stopping = True
-            if (finished >= self.config.trials or stopping) and not self.running:
-                return
-            if sampler_ready and not stopping:
-                for handle in pool.workers:
-                    if (
-                        handle.ready
-                        and handle.trial is None
-                        and (finished + len(self.running) < self.config.trials)
-                    ):
-                        self._launch(study, handle)
-            for handle, message in pool.wait(timeout=0.5):
-                kind = message[0]
-                if kind == "ready":
-                    info: ReadyInfo = message[1]
-                    handle.ready, handle.ready_info = True, info
-                    if self.ready_at is None:
-                        self.ready_at = time.monotonic()
-                    if not sampler_ready and info.specs:
-                        specs = [ParamSpec.from_dict(s) for s in info.specs]
-                        study.sampler = engines.make_sampler(
-                            self.config.sampler,
-                            seed=self.config.seed,
-                            slots=len(self.slots),
-                            specs=specs,
-                        )
-                        self._store_param_table(study, specs)
-                        sampler_ready = True
-                    elif not sampler_ready and handle is pool.workers[0]:
-                        study.sampler = engines.make_sampler(
-                            self.config.sampler, seed=self.config.seed, slots=len(self.slots)
-                        )
-                        sampler_ready = True
-                elif kind == "fatal":
-                    self.fatal = SpaceError(message[1])
-                    self.stopped = message[1]
-                    return
-                elif kind == "ask":
-                    self._answer(study, handle, message[1])
-                elif kind == "epoch":
-                    self._epoch(handle, message[1], message[2])
-                elif kind == "done":
-                    self._done(study, pool, handle, message[1], message[2])
-                elif kind == "died":
-                    self._died(study, pool, handle, message[1])
+            )
+            self.study.record_parameters(ready.specs)
+            self.sampler_ready = True
+        elif handle is self.pool.workers[0]:
+            self.study.use_sampler(
+                engines.make_sampler(
+                    self.config.sampler, seed=self.config.seed, slots=len(self.pool.workers)
+                )
+            )
+            self.sampler_ready = True
 
-    def _launch(self, study: Any, handle: WorkerHandle) -> None:
-        trial = study.ask()
+    def _launch(self, handle: WorkerHandle) -> None:
+        trial = self.study.launch(handle.slot.name)
         number = trial.number
-        trial.set_user_attr(keys.LAUNCH, {"slot": handle.slot.name, **owner_tag()})
         request = TrialRequest(
             number=number,
             seed=self.config.seed * 1_000_003 + number,
             epochs=self.epochs,
             checkpoint=str(self.artifacts.checkpoint_path(number)),
-            checkpoint_threshold=self._checkpoint_threshold(),
+            checkpoint_threshold=self.checkpoints.threshold(),
         )
         handle.trial = number
-        self.running[number] = _Running(trial, handle, time.monotonic())
-        handle.send(("trial", request))
+        self.running[number] = _Running(trial, handle, self.clock())
+        handle.send(request)
         self.observer.trial_started(number, handle.slot.name)
 
-    def _answer(self, study: Any, handle: WorkerHandle, spec_dict: dict[str, Any]) -> None:
-        running = self.running[handle.trial]  # type: ignore[index]
-        spec = ParamSpec.from_dict(spec_dict)
-        try:
-            value = engines.suggest(running.trial, spec)
-        except (ValueError, TypeError) as exc:
-            handle.send(("answer_error", f"'{spec.name}': {exc}"))
-            return
-        handle.send(("answer", value))
-
-    def _epoch(self, handle: WorkerHandle, epoch: int, metrics: dict[str, float]) -> None:
+    def _epoch(self, handle: WorkerHandle, epoch: int, metrics: Any) -> None:
         running = self.running[handle.trial]  # type: ignore[index]
         running.epoch = epoch
         value = metrics.get(self.objective.metric)
@@ -582,12 +394,10 @@ class _Search:
             running.trial.report(value, epoch)
             # At the last epoch the trial has had its whole budget: it completes, never prunes.
             prune = epoch < self.epochs and running.trial.should_prune()
-        handle.send(("prune",) if prune else ("continue",))
+        handle.send(Prune() if prune else Continue())
         self.observer.trial_epoch(running.trial.number, handle.slot.name, epoch, value)
 
-    def _done(
-        self, study: Any, pool: WorkerPool, handle: WorkerHandle, result: TrialResult, rss: float
-    ) -> None:
+    def _done(self, handle: WorkerHandle, result: Any, rss: float) -> None:
         number = handle.trial
         assert number is not None
         running = self.running.pop(number)
@@ -596,27 +406,24 @@ class _Search:
         handle.last_rss = rss
         if handle.first_rss is None:
             handle.first_rss = rss
-        seconds = time.monotonic() - running.started
-        self.busy[handle.slot.name] += seconds
-        trial = running.trial
-        self._set_result_attrs(trial, result, rss)
+        seconds = self.clock() - running.started
+        self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
         if result.history:
             self.artifacts.write_json(
                 self.artifacts.history_path(number), result.history, durable=False
             )
-        state = self._tell(study, trial, result)
+        state = self.study.finish(running.trial, result, rss)
         if state.finished:
             self.finished += 1
         if state is TrialState.COMPLETE and result.best_value is not None:
-            self._note_complete(number, result.best_value, result.epochs_run, result.params_count)
+            self.checkpoints.note_complete(
+                number, result.best_value, result.epochs_run, result.params_count
+            )
         if result.outcome is Outcome.FAILED:
-            self.consecutive_failures += 1
-            self.last_failure = result.failure or "unknown"
+            self._failed(result.failure or "unknown")
             if result.failure_kind is FailureKind.FATAL:
                 self.fatal = SpaceError(result.failure or "the space is wrong")
                 self.stopped = result.failure
-            elif self.consecutive_failures >= self.config.max_failures:
-                self._stop_for_failures()
         else:
             self.consecutive_failures = 0
         self.observer.trial_finished(
@@ -633,77 +440,33 @@ class _Search:
             )
         )
         if result.checkpoint is not None:
-            self._keep_best_checkpoints()
+            self.checkpoints.prune(self.running)
+        self._recycle_if_needed(handle, result.failure_kind is FailureKind.OOM, rss)
+
+    def _recycle_if_needed(self, handle: WorkerHandle, oom: bool, rss: float) -> None:
         grown = (rss - (handle.first_rss or rss)) > self.config.recycle_memory_mib
-        if (
-            result.failure_kind is FailureKind.OOM
-            or grown
-            or (handle.trials_run >= self.config.recycle_after)
-        ):
-            why = (
-                "out of memory"
-                if result.failure_kind is FailureKind.OOM
-                else f"resident memory grew to {rss:.0f} MiB"
-                if grown
-                else f"{handle.trials_run} trials run"
-            )
-            self.observer.note(f"Replacing worker {handle.slot.name} ({why}).")
-            pool.replace(handle)
-
-    def _tell(self, study: Any, trial: Any, result: TrialResult) -> TrialState:
-        from optuna.trial import TrialState as OptunaState
-
-        if result.outcome is Outcome.COMPLETE and result.best_value is not None:
-            state, told = TrialState.COMPLETE, {"values": result.best_value}
-        elif result.outcome is Outcome.PRUNED:
-            state, told = TrialState.PRUNED, {"state": OptunaState.PRUNED}
+        if oom:
+            why = "out of memory"
+        elif grown:
+            why = f"resident memory grew to {rss:.0f} MiB"
+        elif handle.trials_run >= self.config.recycle_after:
+            why = f"{handle.trials_run} trials run"
         else:
-            state, told = TrialState.FAILED, {"state": OptunaState.FAIL}
-        self._tell_optuna(study, trial, **told)
-        return state
+            return
+        self.observer.note(f"Replacing worker {handle.slot.name} ({why}).")
+        self.pool.replace(handle)
 
-    def _tell_optuna(self, study: Any, trial: Any, **told: Any) -> None:
-        try:
-            study.tell(trial, **told)
-        except RuntimeError as exc:
-            # The grid sampler calls study.stop() once every combination has been tried; that
-            # is only allowed inside study.optimize. The trial is stored before it raises.
-            if "study.stop" not in str(exc).lower():
-                raise
-            self.stopped = self.stopped or "the grid sampler has tried every combination"
-
-    @staticmethod
-    def _set_result_attrs(trial: Any, result: TrialResult, rss: float) -> None:
-        trial.set_user_attr(
-            keys.RESULT,
-            {
-                "worker_rss_mib": round(rss, 1),
-                "epochs_run": result.epochs_run,
-                "best_epoch": result.best_epoch,
-                "params_count": result.params_count,
-                "timings": {k: round(v, 4) for k, v in result.timings.items()},
-                "failure": result.failure,
-                "failure_kind": result.failure_kind.value if result.failure_kind else None,
-            },
-        )
-
-    def _died(self, study: Any, pool: WorkerPool, handle: WorkerHandle, code: int | None) -> None:
-        from optuna.trial import TrialState as OptunaState
-
+    def _died(self, handle: WorkerHandle, code: int | None) -> None:
         reason = f"worker {handle.slot.name} died ({describe_exit(code)})"
         number = handle.trial
         if number is not None:
             running = self.running.pop(number)
-            self.busy[handle.slot.name] += time.monotonic() - running.started
-            running.trial.set_user_attr(
-                keys.RESULT,
-                {"failure": reason, "failure_kind": "died", "epochs_run": running.epoch},
+            seconds = self.clock() - running.started
+            self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
+            params = dict(running.trial.params)
+            retried = self.study.fail(
+                running.trial, FailureKind.DIED, reason, epochs_run=running.epoch
             )
-            params, attrs = running.trial.params, running.trial.user_attrs
-            self._tell_optuna(study, running.trial, state=OptunaState.FAIL)
-            retried = self._requeue(study, number, params, attrs)
-            self.consecutive_failures += 1
-            self.last_failure = reason
             self.observer.trial_finished(
                 TrialEvent(
                     number,
@@ -712,96 +475,39 @@ class _Search:
                     None,
                     running.epoch,
                     None,
-                    time.monotonic() - running.started,
+                    seconds,
                     reason + ("; re-queued" if retried else ""),
-                    dict(params),
+                    params,
                 )
             )
-            if self.consecutive_failures >= self.config.max_failures:
-                self._stop_for_failures()
+            self._failed(reason)
         elif not handle.ready:
-            self.consecutive_failures += 1
-            self.last_failure = f"{reason} while starting"
-            if self.consecutive_failures >= self.config.max_failures:
-                self._stop_for_failures()
+            self._failed(f"{reason} while starting")
+            if self.fatal is not None:
                 return
         self.observer.note(f"{reason}; starting a new worker.")
-        pool.replace(handle)
+        self.pool.replace(handle)
 
-    def _stop_for_failures(self) -> None:
-        self.stopped = (
-            f"{self.consecutive_failures} consecutive trials failed (last: {self.last_failure})"
-        )
-        self.fatal = AutoMLError(
-            f"search stopped: {self.stopped}; fix the space or data (try automl trial), or "
-            "raise --max-failures."
-        )
-
-    def _record_interrupted(self, study: Any) -> None:
-        from optuna.trial import TrialState as OptunaState
-
-        for number, running in list(self.running.items()):
-            running.trial.set_user_attr(
-                keys.RESULT,
-                {
-                    "failure": "interrupted (Ctrl-C)",
-                    "failure_kind": "interrupted",
-                    "epochs_run": running.epoch,
-                },
+    def _failed(self, reason: str) -> None:
+        """Count a failed trial; too many in a row stop the search."""
+        self.consecutive_failures += 1
+        self.last_failure = reason
+        if self.consecutive_failures >= self.config.max_failures:
+            self.stopped = f"{self.consecutive_failures} consecutive trials failed (last: {reason})"
+            self.fatal = AutoMLError(
+                f"search stopped: {self.stopped}; fix the space or data (try automl trial), or "
+                "raise --max-failures."
             )
-            params, attrs = running.trial.params, running.trial.user_attrs
-            self._tell_optuna(study, running.trial, state=OptunaState.FAIL)
-            self._requeue(study, number, params, attrs)
+
+    def _record_interrupted(self) -> None:
+        for running in self.running.values():
+            self.study.fail(
+                running.trial,
+                FailureKind.INTERRUPTED,
+                "interrupted (Ctrl-C)",
+                epochs_run=running.epoch,
+            )
         self.running.clear()
-
-    # -- bookkeeping ------------------------------------------------------------------------
-
-    def _note_complete(
-        self, number: int, value: float, epochs_run: int, params_count: int | None
-    ) -> None:
-        key = rank_key(self.objective.direction, value, epochs_run, params_count, number)
-        self.complete[number] = (value, key)
-
-    def _best_complete(self) -> list[int]:
-        """Numbers of the complete trials, best first, ranked as the study's record ranks them
-        (so the checkpoints kept are those `retrain --from-checkpoint` and the report look for)."""
-        return sorted(self.complete, key=lambda number: self.complete[number][1])
-
-    def _checkpoint_threshold(self) -> float | None:
-        keep = self.config.keep_checkpoints
-        if keep <= 0:
-            return math.inf if self.objective.direction == "maximize" else -math.inf
-        if len(self.complete) < keep:
-            return None
-        return self.complete[self._best_complete()[keep - 1]][0]
-
-    def _keep_best_checkpoints(self) -> None:
-        keep = set(self._best_complete()[: self.config.keep_checkpoints])
-        self.artifacts.keep_checkpoints(keep | set(self.running))
-
-    def _store_param_table(self, study: Any, specs: list[ParamSpec]) -> None:
-        space = dict(study.user_attrs.get(keys.SPACE) or {})
-        space["parameters"] = [s.to_dict() for s in specs]
-        study.set_user_attr(keys.SPACE, space)
-
-    def _summary(self) -> SearchSummary:
-        record = self.store.record(self.name)
-        elapsed = time.monotonic() - self.started
-        window = time.monotonic() - (self.ready_at or self.started)
-        utilisation = {
-            slot: (busy / window if window > 0 else 0.0) for slot, busy in self.busy.items()
-        }
-        return SearchSummary(
-            study=self.name,
-            record=record,
-            target=self.config.trials,
-            stopped=self.stopped,
-            seconds=elapsed,
-            utilisation=utilisation,
-            artifacts=self.artifacts.root,
-            storage=self.store.shown_url,
-            storage_url=self.store.url,
-        )
 
 
 class _InterruptFlag:
@@ -828,26 +534,4 @@ class _InterruptFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _versions() -> dict[str, str]:
-    versions = {}
-    for dist in ("automl-keras", "tensorflow", "keras", "optuna", "keras-tuner", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    import platform
-
-    versions["python"] = platform.python_version()
-    return versions
-
-
-__all__ = [
-    "NullObserver",
-    "SearchConfig",
-    "SearchObserver",
-    "SearchStart",
-    "SearchSummary",
-    "TrialEvent",
-    "TrialRecord",
-    "run_search",
-]
+__all__ = ["Scheduler", "SearchConfig", "run_search"]

@@ -1,14 +1,9 @@
 """Worker processes: pinned to a device slot before TensorFlow is imported, they run many trials.
 
-A worker never opens the store. It receives a trial request, runs `build(hp)` with every `hp`
+A worker never opens the store. It receives a `TrialRequest`, runs `build(hp)` with every `hp`
 call answered by the scheduler (`RemoteAnswers`), streams each epoch's metrics and waits for
-"continue" or "prune", and sends the result. It exits by itself when the scheduler disappears.
-
-Messages (tuples over a `multiprocessing` pipe):
-    scheduler → worker: ("trial", TrialRequest) · ("answer", value) · ("answer_error", text)
-                        · ("continue",) · ("prune",) · ("stop",)
-    worker → scheduler: ("ready", ReadyInfo) · ("ask", spec dict) · ("epoch", n, metrics)
-                        · ("done", TrialResult, rss_mib) · ("fatal", text)
+`Continue` or `Prune`, and sends the result. It exits by itself when the scheduler disappears.
+The messages are the frozen dataclasses of `automl.search.messages`.
 """
 
 from __future__ import annotations
@@ -25,9 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from automl.errors import AutoMLError, SpaceError, one_line
+from automl.errors import SpaceError, one_line
+from automl.search.messages import (
+    Answer,
+    AnswerError,
+    Ask,
+    EpochEnded,
+    Fatal,
+    Prune,
+    Ready,
+    Stop,
+    TrialDone,
+    TrialRequest,
+)
 from automl.search.runner import EpochHook, TrialResult
 from automl.spaces.hyperparameters import Answers, ParamSpec, Value
+from automl.spaces.loader import Objective
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class WorkerSetup:
     Attributes:
         space_path: the space file.
         dataset_path: the prepared dataset (`.npz`) the scheduler wrote.
-        objective: (metric, direction).
+        objective: the metric to optimise and its direction.
         executor: `"keras"`, `"function"` (plain-Python spaces, no TensorFlow), or
             `"module:factory"` for a custom executor.
         preflight: record the whole space and build the default model before the first trial.
@@ -62,42 +70,11 @@ class WorkerSetup:
 
     space_path: str
     dataset_path: str
-    objective: tuple[str, str]
+    objective: Objective
     executor: str = "keras"
     preflight: bool = False
     patience: int | None = 5
     log_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class TrialRequest:
-    """One trial to run.
-
-    Attributes:
-        number: the trial number.
-        seed: its seed.
-        epochs: its epoch budget.
-        checkpoint: where to keep its best-epoch model, or None.
-        checkpoint_threshold: write the checkpoint only when the trial's best value beats this
-            (the study's current k-th best), so most trials never write one.
-    """
-
-    number: int
-    seed: int
-    epochs: int
-    checkpoint: str | None = None
-    checkpoint_threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class ReadyInfo:
-    """What a worker reports once it can take trials."""
-
-    pid: int
-    slot: str
-    env: Mapping[str, str]
-    specs: tuple[dict[str, Any], ...] = ()
-    seconds: float = 0.0
 
 
 class Executor(Protocol):
@@ -113,13 +90,13 @@ class KerasExecutor:
 
     def __init__(self, setup: WorkerSetup, slot: Slot) -> None:
         from automl.data import load_saved_dataset
-        from automl.spaces import Objective, load_space
+        from automl.spaces import load_space
         from automl.tfruntime import import_tensorflow
 
         import_tensorflow(threads=slot.threads)
         self.space = load_space(setup.space_path)
         self.dataset = load_saved_dataset(setup.dataset_path)
-        self.objective = Objective(*setup.objective)  # type: ignore[arg-type]
+        self.objective = setup.objective
         self.patience = setup.patience
 
     def preflight(self) -> list[ParamSpec]:
@@ -171,14 +148,12 @@ class FunctionExecutor:
     def __init__(self, setup: WorkerSetup, slot: Slot) -> None:
         import importlib.util
 
-        from automl.spaces import Objective
-
         spec = importlib.util.spec_from_file_location("automl_function_space", setup.space_path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         self.build = module.build
-        self.objective = Objective(*setup.objective)  # type: ignore[arg-type]
+        self.objective = setup.objective
 
     def preflight(self) -> list[ParamSpec]:
         from automl.spaces import explore_space
@@ -220,11 +195,14 @@ class RemoteAnswers:
         self._conn = conn
 
     def answer(self, spec: ParamSpec) -> Value:
-        self._conn.send(("ask", spec.to_dict()))
-        reply = self._conn.recv()
-        if reply[0] == "answer":
-            return reply[1]
-        raise SpaceError(f"{spec.location}: {reply[1]}")
+        self._conn.send(Ask(spec))
+        match self._conn.recv():
+            case Answer(value=value):
+                return value
+            case AnswerError(reason=reason):
+                raise SpaceError(f"{spec.location}: {reason}")
+            case other:
+                raise RuntimeError(f"the scheduler answered {other!r} to a parameter request")
 
 
 def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> None:
@@ -237,49 +215,40 @@ def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> N
     started = time.perf_counter()
     try:
         executor = _make_executor(setup, slot)
-        specs = [s.to_dict() for s in executor.preflight()] if setup.preflight else []
-    except AutoMLError as exc:
-        conn.send(("fatal", str(exc)))
-        return
+        specs = tuple(executor.preflight()) if setup.preflight else ()
     except Exception as exc:
-        conn.send(
-            ("fatal", f"worker {slot.name} could not start: {type(exc).__name__}: {one_line(exc)}")
-        )
+        conn.send(Fatal.from_exception(exc, slot.name))
         return
     shown_env = {k: os.environ.get(k, "") for k in sorted(slot.env)}
-    conn.send(
-        (
-            "ready",
-            ReadyInfo(
-                os.getpid(), slot.name, shown_env, tuple(specs), time.perf_counter() - started
-            ),
-        )
-    )
+    conn.send(Ready(os.getpid(), slot.name, shown_env, specs, time.perf_counter() - started))
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
-        if message[0] == "stop":
-            return
-        if message[0] != "trial":
-            continue
-        request: TrialRequest = message[1]
+        match message:
+            case Stop():
+                return
+            case TrialRequest() as request:
+                result = executor.run(request, RemoteAnswers(conn), _epoch_hook(conn))
+                conn.send(TrialDone(result, resident_mib()))
+                if not gc.get_freeze_count():
+                    # TensorFlow and Keras leave ~400,000 long-lived objects that every full
+                    # collection walks again (~0.2 s, twice a trial: Keras's clear_session
+                    # collects too). After the first trial has loaded what trials use, move them
+                    # out of the collector's sight; each trial's own models are still collected.
+                    gc.collect()
+                    gc.freeze()
 
-        def on_epoch(epoch: int, metrics: Mapping[str, float]) -> bool:
-            conn.send(("epoch", epoch, dict(metrics)))
-            reply = conn.recv()
-            return bool(reply[0] == "continue")
 
-        result = executor.run(request, RemoteAnswers(conn), on_epoch)
-        conn.send(("done", result, resident_mib()))
-        if not gc.get_freeze_count():
-            # TensorFlow and Keras leave ~400,000 long-lived objects that every full collection
-            # walks again (~0.2 s, twice a trial: Keras's clear_session collects too). After the
-            # first trial has loaded what trials use, move them out of the collector's sight;
-            # each trial's own models are still collected as before.
-            gc.collect()
-            gc.freeze()
+def _epoch_hook(conn: Any) -> EpochHook:
+    """Report each epoch and wait for the scheduler's verdict: False means pruned."""
+
+    def on_epoch(epoch: int, metrics: Mapping[str, float]) -> bool:
+        conn.send(EpochEnded(epoch, dict(metrics)))
+        return not isinstance(conn.recv(), Prune)
+
+    return on_epoch
 
 
 def _redirect_output(path: Path) -> None:

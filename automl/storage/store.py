@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -19,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import StoreError, one_line
+from automl.storage import attributes as keys
 from automl.storage.artifacts import ArtifactStore
+from automl.storage.attributes import TrialLaunch, TrialOutcome
 from automl.storage.records import StudyRecord, TrialRecord, TrialState
 from automl.storage.urls import check_storage_url, check_study_name, redact_url
 
@@ -28,21 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Study attributes.
-SPACE, DATA, OBJECTIVE, SETTINGS, RUNS = (
-    "automl:space",
-    "automl:data",
-    "automl:objective",
-    "automl:settings",
-    "automl:runs",
-)
 OPEN_ATTEMPTS = 7  # opening a store another process is creating: ~3 s of retries in all
-
-# Trial attributes: one JSON object each, written in one go (every attribute is a commit).
-LAUNCH = "automl:launch"  # {"slot", "host", "pid"}: who runs the trial
-RESULT = "automl:result"  # {"epochs_run", "best_epoch", "params_count", "timings", "failure",
-#                            "failure_kind", "worker_rss_mib"}: how it ended
-RETRY_OF = "automl:retry_of"  # the trial this one retries (set when it is enqueued)
 
 
 @dataclass(frozen=True)
@@ -253,7 +240,7 @@ class StudyStore:
             self.load_study(name)  # raises the error that lists the studies
             raise
         attrs = self.storage.get_study_user_attrs(study_id)
-        objective = attrs.get(OBJECTIVE) or {}
+        objective = attrs.get(keys.OBJECTIVE) or {}
         directions = self.storage.get_study_directions(study_id)
         direction = "maximize" if directions[0].name == "MAXIMIZE" else "minimize"
         trials = self.storage.get_all_trials(study_id, deepcopy=False)
@@ -261,10 +248,10 @@ class StudyStore:
             name=name,
             metric=objective.get("metric", "value"),
             direction=objective.get("direction", direction),
-            space=attrs.get(SPACE) or {},
-            data=attrs.get(DATA) or {},
-            settings=attrs.get(SETTINGS) or {},
-            runs=tuple(attrs.get(RUNS) or ()),
+            space=attrs.get(keys.SPACE) or {},
+            data=attrs.get(keys.DATA) or {},
+            settings=attrs.get(keys.SETTINGS) or {},
+            runs=tuple(attrs.get(keys.RUNS) or ()),
             trials=tuple(trial_record(t) for t in trials),
         )
 
@@ -278,29 +265,28 @@ class StudyStore:
         return ArtifactStore(base / name)
 
 
-def trial_record(trial: Any) -> TrialRecord:
+def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
     """A `TrialRecord` from an Optuna `FrozenTrial`."""
     attrs = trial.user_attrs
-    result = attrs.get(RESULT) or {}
-    launch = attrs.get(LAUNCH) or {}
-    state = _state(trial.state)
+    outcome = TrialOutcome.from_json(attrs.get(keys.RESULT))
+    launch = TrialLaunch.from_json(attrs.get(keys.LAUNCH))
+    state = _STATES[trial.state.name]
     intermediate = {int(step): float(v) for step, v in trial.intermediate_values.items()}
-    epochs_run = int(result.get("epochs_run", max(intermediate, default=0)))
     return TrialRecord(
         number=trial.number,
         state=state,
         value=trial.value if state.finished else None,
         params=dict(trial.params),
         intermediate=intermediate,
-        best_epoch=result.get("best_epoch"),
-        epochs_run=epochs_run,
-        params_count=result.get("params_count"),
+        best_epoch=outcome.best_epoch if outcome else None,
+        epochs_run=outcome.epochs_run if outcome else max(intermediate, default=0),
+        params_count=outcome.params_count if outcome else None,
         started=trial.datetime_start,
         completed=trial.datetime_complete,
-        slot=launch.get("slot"),
-        failure=result.get("failure"),
-        retry_of=attrs.get(RETRY_OF),
-        timings=result.get("timings") or {},
+        slot=launch.slot if launch else None,
+        failure=outcome.failure if outcome else None,
+        retry_of=attrs.get(keys.RETRY_OF),
+        timings=dict(outcome.timings) if outcome else {},
     )
 
 
@@ -313,36 +299,11 @@ _STATES = {
 }
 
 
-def _state(state: Any) -> TrialState:
-    return _STATES[state.name]
-
-
 def _as_datetime(value: Any) -> datetime | None:
     """SQLite returns timestamps as text from raw SQL; other databases as datetimes."""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
-
-
-def owner_tag() -> dict[str, Any]:
-    """Who runs a trial: host and scheduler process, to tell a dead scheduler from a live one."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def owner_is_alive(owner: Mapping[str, Any] | None) -> bool:
-    """Whether the scheduler that owns a trial still runs (only knowable on this host)."""
-    if not owner or owner.get("host") != socket.gethostname():
-        return True  # another host: its heartbeat decides
-    pid = int(owner.get("pid", 0))
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _engine_kwargs(sqlite_path: Path | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 
 from automl.cli import main
 from automl.reports.render import render_report
-from automl.search.scheduler import SearchConfig, run_search
+from automl.search import SearchConfig, run_search
 from automl.storage.records import TrialState
 
 from ..conftest import REPO

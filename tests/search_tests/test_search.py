@@ -19,7 +19,7 @@ import pytest
 
 from automl.errors import AutoMLError, StoreError, UsageError
 from automl.search.devices import Gpu
-from automl.search.scheduler import SearchConfig, run_search
+from automl.search import SearchConfig, run_search
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
 

@@ -11,7 +11,7 @@ import pytest
 
 from automl.cli import main
 from automl.errors import StoreError
-from automl.search.scheduler import SearchConfig, run_search
+from automl.search import SearchConfig, run_search
 from automl.storage.records import TrialState
 from automl.storage.store import StudyStore
 

@@ -1,0 +1,80 @@
+"""The settings of one search: every flag of `automl search`, as one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from automl.data import DataOptions
+from automl.storage.attributes import SearchSettings
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of `automl search` (each CLI flag matches a field).
+
+    Attributes:
+        space: the space file.
+        trials: the study's target of finished (complete + pruned) trials.
+        study: study name; None for the space file's stem.
+        storage: storage URL; None for `$AUTOML_STORAGE` or `runs/automl.db`.
+        data: data source; None for the space's DATA, else digits.
+        data_options: splits, bad-image handling.
+        epochs: maximum epochs per trial; None for the space's EPOCHS, else 10.
+        workers: CPU workers (no GPU); None for one per core, up to 8.
+        gpus: GPU indices to use; None for every visible GPU.
+        trials_per_gpu: trials packed on each GPU.
+        sampler: `tpe`, `random`, `gp`, `cmaes`, `grid` or `qmc`.
+        pruner: `hyperband`, `sha`, `median`, `percentile`, `patient` or `none`.
+        timeout: seconds after which no new trial starts; None for none.
+        seed: seed of the sampler and of each trial (seed + trial number).
+        objective: overrides the space's OBJECTIVE (`metric[:direction]`).
+        max_failures: consecutive failed trials that stop the search.
+        allow_space_change: resume even if the space file or data changed.
+        keep_checkpoints: best-epoch checkpoints kept (of the best complete trials).
+        patience: early-stopping patience in epochs; None for none.
+        recycle_after: trials after which a worker is replaced (memory hygiene).
+        recycle_memory_mib: resident-memory growth after which a worker is replaced.
+        executor: `keras`, or `module:factory` for benchmarks.
+    """
+
+    space: str
+    trials: int
+    study: str | None = None
+    storage: str | None = None
+    data: str | None = None
+    data_options: DataOptions = field(default_factory=DataOptions)
+    epochs: int | None = None
+    workers: int | None = None
+    gpus: tuple[int, ...] | None = None
+    trials_per_gpu: int = 1
+    sampler: str = "tpe"
+    pruner: str = "sha"
+    timeout: float | None = None
+    seed: int = 0
+    objective: str | None = None
+    max_failures: int = 5
+    allow_space_change: bool = False
+    keep_checkpoints: int = 3
+    patience: int | None = 5
+    recycle_after: int = 100
+    recycle_memory_mib: float = 1024.0
+    executor: str = "keras"
+
+    def settings(self, *, epochs: int) -> SearchSettings:
+        """The settings stored with the study, with the epoch budget actually used."""
+        return SearchSettings(
+            trials=self.trials,
+            epochs=epochs,
+            workers=self.workers,
+            gpus=self.gpus,
+            trials_per_gpu=self.trials_per_gpu,
+            sampler=self.sampler,
+            pruner=self.pruner,
+            timeout=self.timeout,
+            seed=self.seed,
+            objective=self.objective,
+            max_failures=self.max_failures,
+            keep_checkpoints=self.keep_checkpoints,
+            patience=self.patience,
+            data_options=self.data_options.to_dict(),
+        )
