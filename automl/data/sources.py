@@ -67,6 +67,20 @@ class DataOptions:
             "image_size": list(self.image_size) if self.image_size else None,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataOptions:
+        """The options `to_dict` stored (unknown keys, from other versions, are ignored)."""
+        default = cls()
+        size = data.get("image_size")
+        return cls(
+            val_split=float(data.get("val_split", default.val_split)),
+            test_split=float(data.get("test_split", default.test_split)),
+            seed=int(data.get("seed", default.seed)),
+            skip_bad_images=bool(data.get("skip_bad_images", default.skip_bad_images)),
+            max_pixels=int(data.get("max_pixels", default.max_pixels)),
+            image_size=(int(size[0]), int(size[1])) if size else None,
+        )
+
 
 def load_dataset(spec: str, options: DataOptions | None = None) -> Dataset:
     """Load and split a data source.

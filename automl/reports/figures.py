@@ -332,7 +332,7 @@ def winner(record: StudyRecord, retrains: Sequence[RetrainRecord]) -> Winner | N
         checkpoint=checkpoint,
         validation_value=trial_record.value if trial_record else None,
         metric=record.metric,
-        class_names=list(record.data.get("class_names", [])),
+        class_names=list(record.data.class_names),
         mean_accuracy=mean,
         std_accuracy=std,
         metrics=chosen[0].metrics,

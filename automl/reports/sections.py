@@ -60,33 +60,20 @@ def summary_section(record: StudyRecord, storage: str) -> str:
     settings = record.settings
     best = record.best()
     wall = record.wall_time()
-    shape = "×".join(str(d) for d in data.get("input_shape", []))
-    sizes = ", ".join(f"{k} {v}" for k, v in (data.get("sizes") or {}).items())
+    shape = "×".join(str(d) for d in data.input_shape)
+    sizes = ", ".join(f"{k} {v}" for k, v in data.sizes.items())
     rows = [
-        (
-            "Space",
-            f"{record.space.get('path', '?')} (sha256 {str(record.space.get('sha256', ''))[:12]})",
-        ),
-        (
-            "Data",
-            f"{data.get('source', '?')}: {shape}, {data.get('num_classes', '?')} classes ({sizes})",
-        ),
-        ("Classes", ", ".join(str(c) for c in data.get("class_names", [])[:30])),
+        ("Space", f"{record.space.path or '?'} (sha256 {record.space.sha256[:12]})"),
+        ("Data", f"{data.source or '?'}: {shape}, {data.num_classes} classes ({sizes})"),
+        ("Classes", ", ".join(str(c) for c in data.class_names[:30])),
         ("Objective", f"{record.metric} ({record.direction})"),
         ("Trials", ", ".join(f"{n} {s.value}" for s, n in counts.items() if n) or "none"),
         ("Wall time", f"{wall / 60:.1f} min" if wall is not None else "-"),
-        (
-            "Settings",
-            ", ".join(
-                f"{k}={v}"
-                for k, v in settings.items()
-                if k not in ("data_options",) and v is not None
-            ),
-        ),
+        ("Settings", ", ".join(f"{k}={v}" for k, v in settings.shown().items())),
         ("Store", storage),
     ]
-    if data.get("notes"):
-        rows.append(("Data notes", "; ".join(str(n) for n in data["notes"])))
+    if data.notes:
+        rows.append(("Data notes", "; ".join(str(n) for n in data.notes)))
     best_html = (
         f'<p class="best">Best trial <b>#{best.number}</b>: {esc(record.metric)} '
         f"<b>{best.value:.4f}</b> at epoch {esc(best.best_epoch)} of {best.epochs_run}</p>"

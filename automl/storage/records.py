@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+
+from automl.storage.attributes import DataSummary, RunEntry, SearchSettings, SpaceProvenance
 
 Value = int | float | str | bool | None
 
@@ -29,6 +30,17 @@ class TrialState(str, Enum):
     def finished(self) -> bool:
         """Complete and pruned trials count toward `--trials`."""
         return self in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """One line of `automl studies`."""
+
+    name: str
+    counts: Mapping[TrialState, int]
+    best_value: float | None
+    direction: str
+    last_update: datetime | None
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class StudyRecord:
         name: the study name.
         metric: the objective metric (`val_accuracy`, …).
         direction: `maximize` or `minimize`.
-        space: path, sha256 and source of the space file.
+        space: path, hash, source and parameters of the space file.
         data: source, hash, shapes, sizes, classes of the data.
         settings: the settings of the latest run (epochs, sampler, pruner, …).
         runs: one entry per `automl search` run of the study (start, host, versions, target).
@@ -104,10 +116,10 @@ class StudyRecord:
     name: str
     metric: str
     direction: str
-    space: Mapping[str, Any] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    runs: tuple[Mapping[str, Any], ...] = ()
+    space: SpaceProvenance = field(default_factory=SpaceProvenance)
+    data: DataSummary = field(default_factory=DataSummary)
+    settings: SearchSettings = field(default_factory=SearchSettings)
+    runs: tuple[RunEntry, ...] = ()
     trials: tuple[TrialRecord, ...] = ()
 
     def counts(self) -> dict[TrialState, int]:

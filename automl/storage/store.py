@@ -11,17 +11,15 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import StoreError, one_line
 from automl.storage import attributes as keys
+from automl.storage import optuna_sql
 from automl.storage.artifacts import ArtifactStore
 from automl.storage.attributes import TrialLaunch, TrialOutcome
-from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.records import StudyRecord, StudySummary, TrialRecord
 from automl.storage.urls import check_storage_url, check_study_name, redact_url
 
 if TYPE_CHECKING:
@@ -30,17 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPEN_ATTEMPTS = 7  # opening a store another process is creating: ~3 s of retries in all
-
-
-@dataclass(frozen=True)
-class StudySummary:
-    """One line of `automl studies`."""
-
-    name: str
-    counts: Mapping[TrialState, int]
-    best_value: float | None
-    direction: str
-    last_update: datetime | None
 
 
 class StudyStore:
@@ -160,76 +147,22 @@ class StudyStore:
     def summaries(self) -> list[StudySummary]:
         """Name, trials by state, best value and last update of every study.
 
-        Read-only aggregate SQL over Optuna's documented tables, without importing Optuna or
-        loading any trial, so `automl studies` stays fast however large the studies are.
+        Read-only aggregate SQL (`optuna_sql`), without importing Optuna or loading any trial,
+        so `automl studies` stays fast however large the studies are.
         """
         import sqlalchemy.exc
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import create_engine
 
         engine = create_engine(self.url, **_engine_kwargs(self.sqlite_path))
         try:
             with engine.connect() as connection:
-                names: dict[int, str] = {
-                    int(row[0]): str(row[1])
-                    for row in connection.execute(text("SELECT study_id, study_name FROM studies"))
-                }
-                maximize = {
-                    study_id: str(direction).upper().endswith("MAXIMIZE")
-                    for study_id, direction in connection.execute(
-                        text("SELECT study_id, direction FROM study_directions WHERE objective = 0")
-                    )
-                }
-                counts = {i: dict.fromkeys(TrialState, 0) for i in names}
-                last: dict[int, Any] = dict.fromkeys(names)
-                grouped = connection.execute(
-                    text(
-                        "SELECT study_id, state, COUNT(*), MAX(datetime_complete), "
-                        "MAX(datetime_start) FROM trials GROUP BY study_id, state"
-                    )
-                )
-                for study_id, state, count, completed, started in grouped:
-                    if study_id not in counts:
-                        continue
-                    counts[study_id][_STATES[str(state).rsplit(".", 1)[-1]]] += int(count)
-                    moment = _as_datetime(completed or started)
-                    if moment is not None and (last[study_id] is None or moment > last[study_id]):
-                        last[study_id] = moment
-                extremes = connection.execute(
-                    text(
-                        "SELECT t.study_id, MAX(v.value), MIN(v.value) FROM trials t "
-                        "JOIN trial_values v ON v.trial_id = t.trial_id "
-                        "WHERE t.state = 'COMPLETE' AND v.objective = 0 GROUP BY t.study_id"
-                    )
-                )
-                best: dict[int, float | None] = dict.fromkeys(names)
-                for study_id, high, low in extremes:
-                    if study_id in names:
-                        best[study_id] = high if maximize.get(study_id, True) else low
+                return optuna_sql.study_summaries(connection, self.shown_url)
         except sqlalchemy.exc.SQLAlchemyError as exc:
-            message = str(exc)
-            if "no such table" in message:
-                raise StoreError(
-                    f"the study store {self.shown_url} is still being created by a search "
-                    "that just started; try again in a moment."
-                ) from exc
             raise StoreError(
                 f"cannot read the study store {self.shown_url}: {redact_url(one_line(exc, 200))}"
             ) from exc
         finally:
             engine.dispose()
-        return sorted(
-            (
-                StudySummary(
-                    name=name,
-                    counts=counts[study_id],
-                    best_value=best[study_id],
-                    direction="maximize" if maximize.get(study_id, True) else "minimize",
-                    last_update=last[study_id],
-                )
-                for study_id, name in names.items()
-            ),
-            key=lambda s: s.name,
-        )
 
     def record(self, name: str) -> StudyRecord:
         """The read model of a study (read through the storage, without building a `Study`)."""
@@ -240,18 +173,20 @@ class StudyStore:
             self.load_study(name)  # raises the error that lists the studies
             raise
         attrs = self.storage.get_study_user_attrs(study_id)
-        objective = attrs.get(keys.OBJECTIVE) or {}
         directions = self.storage.get_study_directions(study_id)
-        direction = "maximize" if directions[0].name == "MAXIMIZE" else "minimize"
+        objective = keys.StoredObjective.from_json(
+            attrs.get(keys.OBJECTIVE),
+            direction="maximize" if directions[0].name == "MAXIMIZE" else "minimize",
+        )
         trials = self.storage.get_all_trials(study_id, deepcopy=False)
         return StudyRecord(
             name=name,
-            metric=objective.get("metric", "value"),
-            direction=objective.get("direction", direction),
-            space=attrs.get(keys.SPACE) or {},
-            data=attrs.get(keys.DATA) or {},
-            settings=attrs.get(keys.SETTINGS) or {},
-            runs=tuple(attrs.get(keys.RUNS) or ()),
+            metric=objective.metric,
+            direction=objective.direction,
+            space=keys.SpaceProvenance.from_json(attrs.get(keys.SPACE)),
+            data=keys.DataSummary.from_json(attrs.get(keys.DATA)),
+            settings=keys.SearchSettings.from_json(attrs.get(keys.SETTINGS)),
+            runs=keys.runs_from_json(attrs.get(keys.RUNS)),
             trials=tuple(trial_record(t) for t in trials),
         )
 
@@ -270,7 +205,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
     attrs = trial.user_attrs
     outcome = TrialOutcome.from_json(attrs.get(keys.RESULT))
     launch = TrialLaunch.from_json(attrs.get(keys.LAUNCH))
-    state = _STATES[trial.state.name]
+    state = optuna_sql.STATES[trial.state.name]
     intermediate = {int(step): float(v) for step, v in trial.intermediate_values.items()}
     return TrialRecord(
         number=trial.number,
@@ -288,22 +223,6 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         retry_of=attrs.get(keys.RETRY_OF),
         timings=dict(outcome.timings) if outcome else {},
     )
-
-
-_STATES = {
-    "COMPLETE": TrialState.COMPLETE,
-    "PRUNED": TrialState.PRUNED,
-    "FAIL": TrialState.FAILED,
-    "RUNNING": TrialState.RUNNING,
-    "WAITING": TrialState.WAITING,
-}
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    """SQLite returns timestamps as text from raw SQL; other databases as datetimes."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 def _engine_kwargs(sqlite_path: Path | None) -> dict[str, Any]:

@@ -74,6 +74,20 @@ class RetrainRecord:
     created: datetime
 
 
+@dataclass(frozen=True)
+class ExportRecord:
+    """Read model of an `ExportRow`."""
+
+    id: int
+    study: str
+    trial: int
+    source: str
+    directory: str
+    formats: tuple[str, ...]
+    card: dict[str, Any]
+    created: datetime
+
+
 class ResultTables:
     """Reads and writes our tables in the study database.
 
@@ -179,6 +193,28 @@ class ResultTables:
                 )
             )
             session.commit()
+
+    def exports(self, study: str) -> list[ExportRecord]:
+        """Every export of a study, newest first (empty if there is none yet)."""
+        if not self._exists(ExportRow.__tablename__):
+            return []
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(ExportRow).where(ExportRow.study == study).order_by(ExportRow.id.desc())
+            ).all()
+            return [
+                ExportRecord(
+                    id=row.id,
+                    study=row.study,
+                    trial=row.trial,
+                    source=row.source,
+                    directory=row.directory,
+                    formats=tuple(f for f in row.formats.split(",") if f),
+                    card=json.loads(row.card_json),
+                    created=row.created,
+                )
+                for row in rows
+            ]
 
     def close(self) -> None:
         self.engine.dispose()

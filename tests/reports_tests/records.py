@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from automl.storage.attributes import DataSummary, SearchSettings, SpaceProvenance
 from automl.storage.records import StudyRecord, TrialRecord, TrialState
 from automl.storage.tables import RetrainRecord
 
@@ -51,19 +52,22 @@ def make_record(trials: list[TrialRecord], name: str = "cnn", **fields: Any) -> 
         metric=fields.pop("metric", "val_accuracy"),
         direction=fields.pop("direction", "maximize"),
         space=fields.pop(
-            "space", {"path": "spaces/cnn.py", "sha256": "ab" * 32, "source": "def build(hp): ..."}
+            "space",
+            SpaceProvenance("spaces/cnn.py", "ab" * 32, "def build(hp): ..."),
         ),
         data=fields.pop(
             "data",
-            {
-                "source": "digits",
-                "input_shape": [8, 8, 1],
-                "num_classes": 3,
-                "class_names": ["a", "b", "c"],
-                "sizes": {"train": 60, "val": 20, "test": 20},
-            },
+            DataSummary(
+                source="digits",
+                input_shape=(8, 8, 1),
+                num_classes=3,
+                class_names=("a", "b", "c"),
+                sizes={"train": 60, "val": 20, "test": 20},
+            ),
         ),
-        settings=fields.pop("settings", {"epochs": 3, "sampler": "tpe", "pruner": "hyperband"}),
+        settings=fields.pop(
+            "settings", SearchSettings(epochs=3, sampler="tpe", pruner="hyperband")
+        ),
         trials=tuple(trials),
         **fields,
     )

@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from automl.reports.render import render_report
+from automl.storage.attributes import DataSummary, SearchSettings, SpaceProvenance
 from automl.storage.records import TrialState
 
 from .records import make_record, make_retrain, make_trial, many_trials
@@ -149,16 +150,16 @@ def test_user_strings_are_escaped_everywhere() -> None:
     record = make_record(
         trials,
         name="study" + PAYLOADS[1],
-        data={
-            "source": evil,
-            "input_shape": [8, 8, 1],
-            "num_classes": 2,
-            "class_names": [PAYLOADS[0], PAYLOADS[1]],
-            "sizes": {"train": 1},
-            "notes": [evil],
-        },
-        space={"path": evil, "sha256": evil},
-        settings={"note": evil},
+        data=DataSummary(
+            source=evil,
+            input_shape=(8, 8, 1),
+            num_classes=2,
+            class_names=(PAYLOADS[0], PAYLOADS[1]),
+            sizes={"train": 1},
+            notes=(evil,),
+        ),
+        space=SpaceProvenance(path=evil, sha256=evil),
+        settings=SearchSettings(objective=evil),
     )
     retrain = make_retrain(4, 0.9, classes=(PAYLOADS[0], PAYLOADS[1]))
     page = render(record, [retrain])

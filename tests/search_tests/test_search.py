@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from automl.errors import AutoMLError, StoreError, UsageError
-from automl.search.devices import Gpu
 from automl.search import SearchConfig, run_search
+from automl.search.devices import Gpu
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
 
@@ -172,11 +172,11 @@ def test_changed_data_is_refused(workdir: Path) -> None:
 def test_study_records_what_reproduces_it(workdir: Path) -> None:
     summary = run_search(config(trials=2, seed=3), gpu_probe=fake_gpus(0))
     record = summary.record
-    assert record.space["sha256"] and "def build(hp)" in record.space["source"]
-    assert {p["name"] for p in record.space["parameters"]} == {"x", "kind", "shift"}
-    assert record.data["source"] == "digits" and len(record.data["sha256"]) == 64
-    assert record.settings["seed"] == 3 and record.settings["sampler"] == "tpe"
-    assert record.runs[-1]["versions"]["optuna"]
+    assert record.space.sha256 and "def build(hp)" in record.space.source
+    assert {p["name"] for p in record.space.parameters} == {"x", "kind", "shift"}
+    assert record.data.source == "digits" and len(record.data.sha256) == 64
+    assert record.settings.seed == 3 and record.settings.sampler == "tpe"
+    assert record.runs[-1].versions["optuna"]
     history = json.loads((workdir / "runs" / "space" / "histories" / "trial-0.json").read_text())
     assert len(history) >= 1 and "score" in history[0]
 
@@ -249,7 +249,7 @@ def test_pruners_stop_bad_trials_at_their_rungs(workdir: Path, pruner: str | Non
     summary = run_search(
         config(trials=20, epochs=9, sampler="random", **changes), gpu_probe=fake_gpus(0)
     )
-    assert summary.record.settings["pruner"] == (pruner or "sha")
+    assert summary.record.settings.pruner == (pruner or "sha")
     counts = summary.record.counts()
     assert counts[TrialState.PRUNED] > 0 and counts[TrialState.COMPLETE] > 0
     for trial in summary.record.trials:

@@ -1,0 +1,306 @@
+"""The store contract: one set of tests, run over SQLite and over PostgreSQL (when
+AUTOML_TEST_POSTGRES_URL is set; CI sets it and starts the server).
+
+Create, resume, summaries, typed records, stale recovery, our own tables (retrains, exports),
+the schema-version check of the raw SQL, and a reader beside a writer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from automl.data import Dataset, load_dataset
+from automl.errors import StoreError
+from automl.search.study import SearchStudy, StudyPlan, data_summary
+from automl.spaces.hyperparameters import Kind, ParamSpec
+from automl.spaces.loader import Objective, read_space_settings
+from automl.storage import attributes as keys
+from automl.storage import optuna_sql
+from automl.storage.attributes import (
+    FailureKind,
+    Owner,
+    SearchSettings,
+    TrialLaunch,
+    TrialOutcome,
+)
+from automl.storage.records import TrialState
+from automl.storage.store import StudyStore
+from automl.storage.tables import ResultTables
+
+from ..search_tests.test_search import SPACE
+
+POSTGRES = os.environ.get("AUTOML_TEST_POSTGRES_URL")
+if POSTGRES is None and os.environ.get("AUTOML_REQUIRE_POSTGRES") == "1":
+    pytest.fail(
+        "AUTOML_TEST_POSTGRES_URL is not set (CI starts a PostgreSQL server)", pytrace=False
+    )
+
+
+@dataclass
+class Backend:
+    url: str
+    study: str
+    space: Path
+
+    def store(self, *, create: bool = False) -> StudyStore:
+        return StudyStore(self.url, create=create)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    if request.param == "postgresql":
+        if POSTGRES is None:
+            pytest.skip("no PostgreSQL server configured (set AUTOML_TEST_POSTGRES_URL)")
+        url = POSTGRES
+    else:
+        url = f"sqlite:///{tmp_path / 'automl.db'}"
+    monkeypatch.setenv("AUTOML_ARTIFACTS", str(tmp_path / "artifacts"))
+    space = tmp_path / "space.py"
+    space.write_text(SPACE.read_text())
+    yield Backend(url, f"contract-{uuid.uuid4().hex[:10]}", space)
+
+
+def plan(backend: Backend, dataset: Dataset, **changes: Any) -> StudyPlan:
+    base = StudyPlan(
+        name=backend.study,
+        space=read_space_settings(backend.space),
+        objective=Objective("score", "maximize"),
+        dataset=dataset,
+        settings=SearchSettings(trials=5, epochs=3, sampler="random", seed=7),
+        target=5,
+        slots=("cpu0", "cpu1"),
+    )
+    return replace(base, **changes)
+
+
+def open_study(backend: Backend, dataset: Dataset, **changes: Any) -> tuple[SearchStudy, bool]:
+    store = backend.store(create=True)
+    return SearchStudy.open(store, plan(backend, dataset, **changes), optuna.pruners.NopPruner())
+
+
+def test_create_then_resume_records_what_reproduces_the_study(
+    backend: Backend, digits: Dataset
+) -> None:
+    study, resumed = open_study(backend, digits)
+    assert not resumed
+    study.record_parameters([ParamSpec(name="x", kind=Kind.FLOAT, low=0.0, high=1.0)])
+    _, resumed = open_study(backend, digits, target=8)
+    assert resumed
+    record = backend.store().record(backend.study)
+    assert record.metric == "score" and record.direction == "maximize"
+    assert record.space.sha256 == read_space_settings(backend.space).sha256
+    assert "def build(hp)" in record.space.source
+    assert [p["name"] for p in record.space.parameters] == ["x"]
+    assert record.data == data_summary(digits)
+    assert record.data.source == "digits" and record.data.num_classes == 10
+    assert record.settings.sampler == "random" and record.settings.seed == 7
+    assert [run.target for run in record.runs] == [5, 8]
+    assert record.runs[-1].slots == ("cpu0", "cpu1") and record.runs[-1].versions["optuna"]
+    assert record.runs[-1].owner == Owner(socket.gethostname(), os.getpid())
+
+
+def test_resume_refuses_another_space_objective_or_data(backend: Backend, digits: Dataset) -> None:
+    open_study(backend, digits)
+    backend.space.write_text(backend.space.read_text() + "\n# edited\n")
+    with pytest.raises(StoreError, match=r"the space file changed .*--allow-space-change"):
+        open_study(backend, digits)
+    with pytest.raises(StoreError, match=r"optimises score \(maximize\), not loss"):
+        open_study(backend, digits, objective=Objective("loss", "minimize"))
+    study, resumed = open_study(backend, digits, allow_space_change=True)
+    assert resumed
+    history = study.study.user_attrs[keys.SPACE_HISTORY]
+    assert len(history) == 1 and history[0] != read_space_settings(backend.space).sha256
+
+
+def _run_trials(study: SearchStudy) -> None:
+    """Trials in every state: complete (two), pruned, failed (died, re-queued), running."""
+    from automl.search.runner import Outcome, TrialResult
+
+    for value in (0.5, 0.9):
+        trial = study.launch("cpu0")
+        trial.report(value, 1)
+        result = TrialResult(
+            Outcome.COMPLETE,
+            {"x": value},
+            [{"score": value}],
+            best_epoch=1,
+            best_value=value,
+            params_count=42,
+            timings={"total": 1.5},
+        )
+        assert study.finish(trial, result, 321.0) is TrialState.COMPLETE
+    pruned = study.launch("cpu1")
+    pruned.report(0.1, 1)
+    result = TrialResult(Outcome.PRUNED, {}, [{"score": 0.1}], 1, 0.1, 42)
+    assert study.finish(pruned, result, 300.0) is TrialState.PRUNED
+    died = study.launch("cpu1")
+    died.suggest_float("x", 0.0, 1.0)
+    assert study.fail(died, FailureKind.DIED, "worker cpu1 died (signal 9 (SIGKILL))", epochs_run=2)
+    study.launch("cpu0")  # the re-queued retry of the died trial, left RUNNING
+
+
+def test_records_and_summaries_read_every_state(backend: Backend, digits: Dataset) -> None:
+    study, _ = open_study(backend, digits)
+    _run_trials(study)
+    store = backend.store()
+    record = store.record(backend.study)
+    states = [t.state for t in record.trials]
+    assert states == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.FAILED,
+        TrialState.RUNNING,
+    ]
+    best = record.best()
+    assert best is not None and best.number == 1 and best.value == pytest.approx(0.9)
+    assert best.params_count == 42 and best.best_epoch == 1 and best.timings == {"total": 1.5}
+    assert best.slot == "cpu0" and best.epochs_run == 1
+    died = record.trials[3]
+    assert died.failure == "worker cpu1 died (signal 9 (SIGKILL))" and died.epochs_run == 2
+    assert record.trials[4].retry_of == 3
+    outcome = TrialOutcome.from_json(study.study.trials[3].user_attrs[keys.RESULT])
+    assert outcome is not None and outcome.failure_kind is FailureKind.DIED
+    summary = next(s for s in store.summaries() if s.name == backend.study)
+    assert summary.counts[TrialState.COMPLETE] == 2 and summary.counts[TrialState.RUNNING] == 1
+    assert summary.counts[TrialState.FAILED] == 1 and summary.counts[TrialState.PRUNED] == 1
+    assert summary.best_value == pytest.approx(0.9) and summary.direction == "maximize"
+    assert summary.last_update is not None
+
+
+def test_stale_trials_of_a_dead_scheduler_are_failed_and_requeued_once(
+    backend: Backend, digits: Dataset
+) -> None:
+    study, _ = open_study(backend, digits)
+    dead = study.launch("cpu0")
+    dead.suggest_float("x", 0.0, 1.0)
+    gone = Owner(socket.gethostname(), 2**22 + 12345)  # no such process
+    dead.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", gone).to_json())
+    elsewhere = study.launch("cpu1")
+    elsewhere.set_user_attr(keys.LAUNCH, TrialLaunch("cpu1", Owner("another-host", 1)).to_json())
+    resumed, _ = open_study(backend, digits)
+    several_hosts = backend.url.startswith("postgresql")
+    requeued = resumed.recover_stale(other_hosts=several_hosts)
+    record = backend.store().record(backend.study)
+    assert requeued[0] == dead.number
+    assert record.trials[dead.number].state is TrialState.FAILED
+    assert record.trials[dead.number].failure == "the scheduler stopped while it ran"
+    # With several hosts possible, another host's running trial is its heartbeat's to judge.
+    expected = TrialState.RUNNING if several_hosts else TrialState.FAILED
+    assert record.trials[elsewhere.number].state is expected
+    waiting = [t for t in record.trials if t.state is TrialState.WAITING]
+    assert waiting[0].retry_of == dead.number
+    # Nothing RUNNING of a dead owner is left, and a retry is never re-queued again.
+    assert resumed.recover_stale(other_hosts=several_hosts) == []
+
+
+def test_retrain_rows_and_exports_round_trip(backend: Backend) -> None:
+    tables = ResultTables(backend.url)
+    try:
+        assert tables.retrains(backend.study) == []
+        assert tables.exports(backend.study) == []
+        row = tables.add_retrain(
+            study=backend.study,
+            trial=3,
+            source="retrain",
+            seed=1,
+            epochs=4,
+            seconds=2.5,
+            metrics={"accuracy": 0.97, "top5": 1.0},
+            history=[{"loss": 0.3}],
+            model_path="runs/x/retrain/trial-3-seed-1.keras",
+            space_sha256="a" * 64,
+            data_sha256="b" * 64,
+        )
+        tables.add_export(
+            study=backend.study,
+            trial=3,
+            source="retrained",
+            directory="exported",
+            formats=["keras", "tflite"],
+            card={"study": backend.study},
+        )
+        (retrained,) = tables.retrains(backend.study)
+        assert retrained.id == row and retrained.accuracy == pytest.approx(0.97)
+        assert retrained.metrics["top5"] == 1.0 and retrained.history == [{"loss": 0.3}]
+        (export,) = tables.exports(backend.study)
+        assert export.formats == ("keras", "tflite") and export.card == {"study": backend.study}
+        assert tables.retrains("another-study") == []
+    finally:
+        tables.close()
+
+
+def test_a_store_with_an_unknown_optuna_schema_is_refused(
+    backend: Backend, digits: Dataset
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    open_study(backend, digits)
+    engine = create_engine(backend.url)
+    try:
+        with engine.connect() as connection:
+            optuna_sql.check_schema(connection, "the store")  # the version Optuna wrote
+            connection.execute(text("UPDATE version_info SET schema_version = 99"))
+            with pytest.raises(StoreError, match=r"Optuna schema version 99.*upgrade automl"):
+                optuna_sql.study_summaries(connection, "the store")
+            connection.execute(text("UPDATE version_info SET schema_version = 11"))
+            with pytest.raises(StoreError, match=r"optuna storage upgrade --storage the store"):
+                optuna_sql.check_schema(connection, "the store")
+            connection.rollback()  # the store is left as it was
+    finally:
+        engine.dispose()
+
+
+def test_the_sql_reads_the_schema_of_the_installed_optuna() -> None:
+    # Private on purpose: this is the test that fails when Optuna changes its tables, so that
+    # the raw SQL of automl.storage.optuna_sql is checked against the new schema.
+    from optuna.storages._rdb import models
+
+    assert models.SCHEMA_VERSION in optuna_sql.KNOWN_SCHEMA_VERSIONS
+
+
+def _write_trials(url: str, study: str, count: int, ready: Any) -> None:
+    storage = optuna.storages.RDBStorage(url)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    target = optuna.load_study(study_name=study, storage=storage)
+    ready.set()
+    for index in range(count):
+        trial = target.ask()
+        trial.report(index / count, 1)
+        target.tell(trial, index / count)
+
+
+def test_a_reader_beside_a_writer_never_fails(backend: Backend, digits: Dataset) -> None:
+    open_study(backend, digits)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    writer = context.Process(target=_write_trials, args=(backend.url, backend.study, 40, ready))
+    writer.start()
+    assert ready.wait(60)
+    store = backend.store()
+    seen = []
+    while writer.is_alive():
+        summary = next(s for s in store.summaries() if s.name == backend.study)
+        seen.append(summary.counts[TrialState.COMPLETE])
+        assert store.record(backend.study).finished >= seen[-1]
+    writer.join(60)
+    assert writer.exitcode == 0
+    assert seen == sorted(seen)  # counts only grow
+    assert backend.store().record(backend.study).finished == 40
