@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -432,13 +431,12 @@ class EpochTracker:
 
 
 def save_model_atomically(model: Any, path: Path) -> None:
-    """Save a full `.keras` model (with optimizer state): temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(temporary)
-    with open(temporary, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    """Save a full `.keras` model (with optimizer state): temp file, fsync, rename, fsync the
+    folder."""
+    from automl.storage.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def failed_result(

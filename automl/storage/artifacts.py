@@ -1,8 +1,8 @@
 """The artifact folder of a study (`runs/<study>/` beside the database).
 
 Holds the prepared dataset, per-trial histories, best-epoch checkpoints of the leading trials
-(a bounded number), retrained models, exports and the report. Every file is written atomically:
-a temporary file in the same folder, fsync, rename.
+(a bounded number), retrained models, exports and the report. Every file is written atomically
+(`automl.storage.atomic`: a temporary file in the same folder, fsync, rename, fsync the folder).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import StoreError
+from automl.storage.atomic import write_atomically
 
 
 class ArtifactStore:
@@ -105,18 +106,3 @@ class ArtifactStore:
             yield
         finally:
             handle.close()
-
-
-def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never half.
-
-    `durable` also fsyncs the data before the rename, so a power cut cannot leave an empty file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        if durable:
-            os.fsync(handle.fileno())
-    os.replace(temporary, path)
