@@ -44,6 +44,13 @@ class StoreError(AutoMLError):
     exit_code = 2
 
 
+class ExportError(AutoMLError):
+    """An export failed one of its checks (an exported format does not match the Keras model);
+    nothing was written."""
+
+    exit_code = 1
+
+
 class TrialError(AutoMLError):
     """A failure that ends one trial only (NaN loss, out of memory, an exception in `build`)."""
 

@@ -1,7 +1,9 @@
 """Predicting with an export: preprocess image files the way training did, run the model.
 
 Reads `model_card.json` for the input shape, channels and class names; runs `model.keras`
-(or `model.tflite`). A file that cannot be read is reported on its own; the rest are predicted.
+(or `model.tflite`) through the same format objects export checked it with
+(`automl.deploy.formats`). A file that cannot be read is reported on its own; the rest are
+predicted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from automl.deploy.card import CARD_FILE
+from automl.deploy.formats import FORMATS
 from automl.errors import UsageError, shown_path
+
+BACKENDS = ("keras", "tflite")
+"""The formats predict runs when no backend is named, in order of preference."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +39,13 @@ class Predictor:
 
     Args:
         directory: an `automl export` folder.
-        backend: `keras`, `tflite`, or None for the first available (Keras, then TFLite).
+        backend: the format to run (`keras`, `tflite`, or another format the export has).
+            Defaults to `None`: the first of `BACKENDS` in the export.
     """
 
     def __init__(self, directory: str | os.PathLike[str], backend: str | None = None) -> None:
         self.directory = Path(directory)
-        card_path = self.directory / "model_card.json"
+        card_path = self.directory / CARD_FILE
         if not card_path.is_file():
             raise UsageError(
                 f"{shown_path(self.directory)}: not an automl export (no model_card.json); give "
@@ -47,26 +55,18 @@ class Predictor:
         self.class_names = list(self.card["class_names"])
         self.height, self.width, self.channels = self.card["input"]["shape"]
         files = self.card.get("files", {})
-        choices = [backend] if backend else [b for b in ("keras", "tflite") if b in files]
-        if not choices or choices[0] not in files:
+        choices = [backend] if backend else [b for b in BACKENDS if b in files]
+        if not choices or choices[0] not in files or choices[0] not in FORMATS:
             raise UsageError(
-                f"{shown_path(self.directory)}: no {backend or 'keras or tflite'} model in this "
-                f"export (it has {', '.join(files) or 'none'})."
+                f"{shown_path(self.directory)}: no {backend or ' or '.join(BACKENDS)} model in "
+                f"this export (it has {', '.join(files) or 'none'})."
             )
         self.backend = choices[0]
-        self._model = self._load()
-
-    def _load(self) -> Any:
+        self._format = FORMATS[self.backend]
         from automl.tfruntime import import_tensorflow
 
         import_tensorflow()
-        if self.backend == "keras":
-            import keras
-
-            return keras.saving.load_model(self.directory / "model.keras", safe_mode=True)
-        from automl.deploy.export import tflite_interpreter
-
-        return tflite_interpreter((self.directory / "model.tflite").read_bytes())
+        self._model: Any = self._format.load(self.directory)
 
     def preprocess(self, path: str | os.PathLike[str]) -> np.ndarray:
         """float32 pixels in [0, 255], resized (bilinear) and with the training channels."""
@@ -82,11 +82,7 @@ class Predictor:
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of preprocessed images."""
-        if self.backend == "keras":
-            return np.asarray(self._model.predict(images, verbose=0))
-        from automl.deploy.export import run_tflite_interpreter
-
-        return run_tflite_interpreter(self._model, images)
+        return self._format.run(self._model, images)
 
     def predict_files(self, paths: Sequence[str], top_k: int = 1) -> list[Prediction]:
         """Top-k classes of each image; unreadable files get an error, the rest are predicted."""

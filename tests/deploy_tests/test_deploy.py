@@ -115,14 +115,19 @@ def test_retrain_seeds_and_checkpoint(
     assert len(metrics["per_class"]) == 10
 
 
-def test_export_every_format_of_the_plain_cnn(
-    plain_study: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(plain_study)
-    assert (
-        main(["export", "space", "-o", "exported", "--format", "keras,savedmodel,tflite,onnx"]) == 0
-    )
-    out = plain_study / "exported"
+@pytest.fixture(scope="module")
+def exported(plain_study: Path) -> Path:
+    """The plain study exported once in every format; shared by the tests that read an export."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(plain_study)
+        code = main(
+            ["export", "space", "-o", "exported", "--format", "keras,savedmodel,tflite,onnx"]
+        )
+    assert code == 0
+    return plain_study / "exported"
+
+
+def test_export_every_format_of_the_plain_cnn(exported: Path) -> None:
     for name in (
         "model.keras",
         "saved_model",
@@ -131,8 +136,8 @@ def test_export_every_format_of_the_plain_cnn(
         "model_card.json",
         "README.md",
     ):
-        assert (out / name).exists(), name
-    card = _card(out)
+        assert (exported / name).exists(), name
+    card = _card(exported)
     assert card["model"] == "retrained"
     parity = card["parity_max_abs_difference"]
     assert isinstance(parity, dict)
@@ -141,7 +146,7 @@ def test_export_every_format_of_the_plain_cnn(
     config = json.dumps(
         json.loads(
             subprocess.run(
-                ["unzip", "-p", str(out / "model.keras"), "config.json"],
+                ["unzip", "-p", str(exported / "model.keras"), "config.json"],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -151,10 +156,9 @@ def test_export_every_format_of_the_plain_cnn(
     assert "RandomRotation" not in config and "augment_" not in config
 
 
-def test_export_reloads_in_a_fresh_process_with_safe_mode(plain_study: Path) -> None:
-    out = plain_study / "exported"
-    if not out.exists():
-        pytest.skip("runs after the export test")
+def test_export_reloads_in_a_fresh_process_with_safe_mode(
+    plain_study: Path, exported: Path
+) -> None:
     code = (
         "import sys, numpy as np, keras\n"
         "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
@@ -164,7 +168,7 @@ def test_export_reloads_in_a_fresh_process_with_safe_mode(plain_study: Path) -> 
     sample = plain_study / "sample.npy"
     np.save(sample, np.zeros((3, 8, 8, 1), dtype="float32"))
     result = subprocess.run(
-        [sys.executable, "-c", code, str(out / "model.keras"), str(sample)],
+        [sys.executable, "-c", code, str(exported / "model.keras"), str(sample)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -225,16 +229,17 @@ def _images(folder: Path) -> list[str]:
 
 
 def test_predict_other_sizes_and_modes(
-    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    plain_study: Path,
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(plain_study)
-    if not (plain_study / "exported").exists():
-        assert main(["export", "space", "-o", "exported"]) == 0
     paths = _images(plain_study)
     capsys.readouterr()
     for backend in ("keras", "tflite"):
         assert (
-            main(["predict", "exported", *paths, "--json", "--top-k", "3", "--backend", backend])
+            main(["predict", exported.name, *paths, "--json", "--top-k", "3", "--backend", backend])
             == 1
         )  # one file was bad
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -247,10 +252,10 @@ def test_predict_other_sizes_and_modes(
             assert predictions[0]["class"] in [str(i) for i in range(10)]
 
 
-def test_predict_library_matches_the_cli(plain_study: Path) -> None:
+def test_predict_library_matches_the_cli(plain_study: Path, exported: Path) -> None:
     from automl.deploy import Predictor
 
-    predictor = Predictor(plain_study / "exported")
+    predictor = Predictor(exported)
     paths = _images(plain_study)[:2]
     results = predictor.predict_files(paths, top_k=1)
     assert [r.path for r in results] == paths and all(r.error is None for r in results)

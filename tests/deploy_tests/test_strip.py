@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from automl.deploy.export import strip_augmentation  # noqa: E402
+from automl.deploy.strip import strip_augmentation  # noqa: E402
 from automl.spaces import zoo  # noqa: E402
 
 
