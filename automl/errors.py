@@ -32,6 +32,18 @@ class SpaceError(AutoMLError):
     exit_code = 2
 
 
+class UnknownParameter(SpaceError, KeyError):
+    """`hp.get(name)` for a parameter the space never defined (a KeyError, as in Keras Tuner)."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class InactiveParameter(SpaceError, ValueError):
+    """`hp.get(name)` for a parameter outside the active conditional scope (a ValueError, as in
+    Keras Tuner)."""
+
+
 class DataError(AutoMLError):
     """The data source is missing, empty or holds bad files; fatal, before any trial runs."""
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from automl.data.dataset import Split
+from automl.errors import DataError
 
 
 def make_pipeline(
@@ -56,7 +57,11 @@ def prepare_images(x: np.ndarray, target_shape: tuple[int | None, ...] | None) -
             # ITU-R 601 luma, as tf.image.rgb_to_grayscale and Pillow compute it.
             images = images @ np.array([[0.299], [0.587], [0.114]], dtype=np.float32)
         else:
-            raise ValueError(f"cannot convert {images.shape[-1]} channels to {channels}")
+            raise DataError(
+                f"the model takes {channels}-channel images but the data has "
+                f"{images.shape[-1]} channels; use 1 or 3 channels, or set the model's input to "
+                f"{images.shape[-1]} channels (info.input_shape)."
+            )
     if (height, width) != images.shape[1:3] and height is not None and width is not None:
         from automl.tfruntime import import_tensorflow
 

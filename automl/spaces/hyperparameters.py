@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
-from automl.errors import SpaceError, shown_path
+from automl.errors import InactiveParameter, SpaceError, UnknownParameter, shown_path
 
 Scalar = int | float | str | bool
 Value = int | float | str | bool | None
@@ -418,12 +418,17 @@ class HyperParameters:
         return dict(self._values)
 
     def get(self, name: str) -> Value:
-        """The value of an active parameter; KeyError if unknown, ValueError if inactive."""
+        """The value of an active parameter.
+
+        Raises:
+            UnknownParameter: (a KeyError) no parameter has this name.
+            InactiveParameter: (a ValueError) it is outside the active conditional scope.
+        """
         if name in self._values:
             return self._values[name]
         if name in self._specs:
-            raise ValueError(f"{name} is currently inactive.")
-        raise KeyError(f"{name} does not exist.")
+            raise InactiveParameter(f"{name} is currently inactive.")
+        raise UnknownParameter(f"{name} does not exist.")
 
     def __getitem__(self, name: str) -> Value:
         return self.get(name)

@@ -42,7 +42,15 @@ def check_schema(connection: Any, shown_url: str) -> None:
     """
     from sqlalchemy import inspect, text
 
-    has_version = inspect(connection).has_table("version_info")
+    inspector = inspect(connection)
+    if connection.dialect.name != "sqlite" and not inspector.has_table("studies"):
+        # A server database with no tables: nothing was ever searched there. (A SQLite file
+        # without tables is one a search is creating right now: it makes the file first.)
+        raise StoreError(
+            f"no study store in {shown_url} yet (nothing has been searched there); run "
+            "automl search with this --storage first."
+        )
+    has_version = inspector.has_table("version_info")
     version = (
         connection.execute(text("SELECT schema_version FROM version_info")).scalar()
         if has_version

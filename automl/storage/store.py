@@ -19,6 +19,7 @@ from automl.storage import attributes as keys
 from automl.storage import optuna_sql
 from automl.storage.artifacts import ArtifactStore
 from automl.storage.attributes import TrialLaunch, TrialOutcome
+from automl.storage.optuna_sql import StoreNotReady
 from automl.storage.records import StudyRecord, StudySummary, TrialRecord
 from automl.storage.urls import check_storage_url, check_study_name, redact_url
 
@@ -83,6 +84,8 @@ class StudyStore:
         def rdb_storage() -> Any:
             if self.sqlite_path is not None and create:
                 _enable_wal(self.sqlite_path)
+            if not create:
+                self._check_schema(engine_kwargs)
             return optuna.storages.RDBStorage(
                 self.url,
                 engine_kwargs=engine_kwargs,
@@ -95,7 +98,7 @@ class StudyStore:
             for attempt in range(OPEN_ATTEMPTS - 1):
                 try:
                     return rdb_storage()
-                except (sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
+                except (sqlite3.Error, sqlalchemy.exc.SQLAlchemyError, StoreNotReady) as exc:
                     # Another process is creating the same new store (two searches started
                     # together, or a reader polling one that just started): its tables, its
                     # schema version row or its WAL switch collide with ours. Once it is done
@@ -104,6 +107,8 @@ class StudyStore:
                         raise
                     time.sleep(0.05 * 2**attempt)
             return rdb_storage()
+        except StoreError:
+            raise
         except ImportError as exc:
             raise StoreError(
                 f"{self.shown_url}: the database driver is not installed; for PostgreSQL run "
@@ -116,14 +121,21 @@ class StudyStore:
             RuntimeError,
             ValueError,
         ) as exc:
-            if not create and "no such table" in str(exc.__cause__ or exc):
-                raise StoreError(
-                    f"the study store {self.shown_url} is still being created by a search "
-                    "that just started; try again in a moment."
-                ) from exc
             raise StoreError(
                 f"cannot open the study store {self.shown_url}: {redact_url(one_line(exc, 300))}"
             ) from exc
+
+    def _check_schema(self, engine_kwargs: dict[str, Any]) -> None:
+        """A reader checks that the store is complete and of a schema it reads before Optuna
+        opens it (Optuna would fail on a store a search is still creating)."""
+        from sqlalchemy import create_engine
+
+        engine = create_engine(self.url, **engine_kwargs)
+        try:
+            with engine.connect() as connection:
+                optuna_sql.check_schema(connection, self.shown_url)
+        finally:
+            engine.dispose()
 
     # -- studies ----------------------------------------------------------------------------
 
@@ -245,13 +257,28 @@ def _creation_collision(exc: BaseException) -> bool:
     """Whether `exc` is what two processes creating one new store at once run into."""
     import sqlalchemy.exc
 
-    text = str(exc).lower()
-    if isinstance(exc, sqlalchemy.exc.IntegrityError):  # both wrote the schema version row
-        return True
-    return any(
-        phrase in text
-        for phrase in ("database is locked", "already exists", "duplicate key", "no such table")
-    )
+    if isinstance(exc, (sqlalchemy.exc.IntegrityError, StoreNotReady)):
+        return True  # both wrote the schema version row; or a reader came too early
+    cause = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(cause, "sqlstate", None)  # PostgreSQL (psycopg)
+    if sqlstate is not None:
+        return str(sqlstate) in _PG_CREATION_COLLISIONS
+    if isinstance(cause, sqlite3.Error):
+        code = getattr(cause, "sqlite_errorcode", None)  # Python 3.11+
+        if code in (getattr(sqlite3, "SQLITE_BUSY", 5), getattr(sqlite3, "SQLITE_LOCKED", 6)):
+            return True
+        # SQLite reports "table … already exists" and "no such table" (a creator's CREATE or a
+        # reader's query racing another creator) only as its generic SQLITE_ERROR: no code or
+        # type tells them apart, so here, and only here, the message is read.
+        text = str(cause).lower()
+        return any(
+            phrase in text for phrase in ("already exists", "no such table", "database is locked")
+        )
+    return False
+
+
+# duplicate_table, unique_violation (concurrent CREATE TABLE), duplicate_object
+_PG_CREATION_COLLISIONS = frozenset({"42P07", "23505", "42710"})
 
 
 def _enable_wal(path: Path) -> None:

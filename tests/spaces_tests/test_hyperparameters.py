@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from automl.errors import SpaceError
+from automl.errors import AutoMLError, SpaceError
 from automl.spaces import (
     FixedAnswers,
     HyperParameters,
@@ -93,10 +93,13 @@ def test_conditional_scope_keras_tuner_semantics() -> None:
     assert units == 16
     assert filters is None  # inactive: None, as in Keras Tuner
     assert "filters" not in hp and "units" in hp
-    with pytest.raises(ValueError, match="inactive"):
+    # Keras Tuner raises ValueError and KeyError here; ours are those and AutoMLErrors too.
+    with pytest.raises(ValueError, match="inactive") as inactive:
         hp.get("filters")
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as unknown:
         hp.get("nothing")
+    assert isinstance(inactive.value, AutoMLError) and isinstance(unknown.value, AutoMLError)
+    assert str(unknown.value) == "nothing does not exist."
     specs = {s.name: s for s in hp.space}
     assert specs["filters"].conditions[0].describe() == "model_type in [cnn]"
 
