@@ -6,8 +6,14 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from automl.cli.common import EXIT_ERROR, EXIT_OK, cells, count_arg
-from automl.cli.study_commands import add_storage_argument, storage_url
+from automl.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_storage_argument,
+    cells,
+    count_arg,
+    storage_url,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -154,7 +154,7 @@ def add_search(commands: Any) -> None:
 def run_search_command(args: argparse.Namespace, console: Console) -> int:
     from automl.cli.progress import make_progress
     from automl.data import DataOptions
-    from automl.search.scheduler import SearchConfig, run_search
+    from automl.search import SearchConfig, run_search
 
     config = SearchConfig(
         space=args.space,
