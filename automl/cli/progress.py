@@ -29,8 +29,7 @@ def describe_start(start: SearchStart) -> list[str]:
         head = f"New study '{start.study}': target {start.target} finished trials"
     lines = [
         f"{head} ({start.storage})",
-        f"Data {data.source}: {shape}, {data.num_classes} classes, "
-        f"train/val/test {sizes}",
+        f"Data {data.source}: {shape}, {data.num_classes} classes, train/val/test {sizes}",
         f"Objective {start.objective}; up to {start.epochs} epochs per trial; sampler "
         f"{start.sampler}; {len(start.slots)} worker slot(s): {', '.join(start.slots)}",
         f"Pruner: {start.budget}",
