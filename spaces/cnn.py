@@ -106,9 +106,11 @@ def build(hp, info):
         learning_rate,
     )
     zoo.compile_classifier(model, optimizer, num_classes=info.num_classes)
+    # A plain model, or a training plan of it when it needs a callback or a fine-tuning phase.
+    plan = model
     if schedule == "plateau":
-        zoo.reduce_on_plateau(model)
+        plan = zoo.reduce_on_plateau(plan)
     if base is not None and PRETRAINED is not None:
         with hp.conditional_scope("backbone", APPLICATIONS):
-            zoo.fine_tune(model, base, layers=hp.Int("fine_tune_layers", 0, 60, step=20))
-    return model
+            plan = zoo.fine_tune(plan, base, layers=hp.Int("fine_tune_layers", 0, 60, step=20))
+    return plan

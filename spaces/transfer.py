@@ -55,7 +55,7 @@ def build(hp, info):
     fine_tune = hp.Boolean("fine_tune", default=True)
     with hp.conditional_scope("fine_tune", [True]):
         if fine_tune:
-            zoo.fine_tune(
+            return zoo.fine_tune(
                 model,
                 base,
                 layers=hp.Int("fine_tune_layers", 10, 50, step=10, default=20),

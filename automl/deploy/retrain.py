@@ -1,5 +1,6 @@
-"""Retraining the winner: rebuild a trial from its stored parameters, train it on train + val,
-score it on the held-out test split, and keep the model and the scores.
+"""Retraining the winner: rebuild a trial from its stored parameters, train it on train + val
+the way trials train (`automl.search.training`, with no validation data), score it on the
+held-out test split, and keep the model and the scores.
 
 Epoch rule: a trial's best epoch was found on the train split alone; the retrained model sees
 train + val, so it trains for the same number of optimizer steps:
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from automl.errors import SpaceError, StoreError, shown_path
 from automl.storage.records import StudyRecord, TrialRecord, TrialState
 from automl.storage.store import StudyStore
 from automl.storage.tables import ResultTables
+
+if TYPE_CHECKING:
+    from automl.spaces import Space
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +154,7 @@ def _dataset(record: StudyRecord, path: Path) -> Dataset:
     return dataset
 
 
-def _space(record: StudyRecord, space_path: str | None) -> Any:
+def _space(record: StudyRecord, space_path: str | None) -> Space:
     from automl.spaces import load_space
 
     path = space_path or str(record.space.get("path", ""))
@@ -165,16 +169,11 @@ def _space(record: StudyRecord, space_path: str | None) -> Any:
 
 
 def _retrain_one(
-    space: Any, trial: TrialRecord, dataset: Dataset, *, seed: int, epochs: int | None, path: Path
+    space: Space, trial: TrialRecord, dataset: Dataset, *, seed: int, epochs: int | None, path: Path
 ) -> RetrainResult:
-    from automl.data.pipeline import make_pipeline
-    from automl.search.runner import (
-        batch_size_of,
-        fit_model,
-        run_epochs_in_one_call,
-        save_model_atomically,
-    )
-    from automl.spaces import FixedAnswers, HyperParameters, SpaceInfo
+    from automl.search.runner import save_model_atomically
+    from automl.search.training import TrialTraining
+    from automl.spaces import FixedAnswers, HyperParameters
     from automl.tfruntime import import_tensorflow
 
     import_tensorflow()
@@ -189,26 +188,13 @@ def _retrain_one(
         trial.best_epoch or trial.epochs_run or 1, len(dataset.train), len(dataset.val)
     )
     keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
     hp = HyperParameters(FixedAnswers(dict(trial.params), source=f"trial {trial.number}"))
-    info = SpaceInfo(
-        dataset.input_shape,
-        dataset.num_classes,
-        dataset.class_names,
-        train_size=len(full),
-        epochs=count,
-    )
-    model = space.build(hp, info)
-    batch_size = batch_size_of(hp)
-    target = tuple(model.input_shape[1:])
-    train = make_pipeline(
-        full, batch_size=batch_size, training=True, seed=seed, target_shape=target
-    )
-    run_epochs_in_one_call(model, steps=-(-len(full) // batch_size))
+    training = TrialTraining(space, dataset, hp, train=full, val=None, epochs=count, seed=seed)
+    plan = training.build()
     recorder = _History()
-    fit_model(space, hp, model, train, epochs=count, callbacks=[recorder.callback()])
-    save_model_atomically(model, path)
-    metrics = _evaluate(model, dataset)
+    training.fit(plan, callbacks=[recorder.callback()])
+    save_model_atomically(plan.model, path)
+    metrics = _evaluate(plan.model, dataset)
     seconds = time.perf_counter() - started
     keras.backend.clear_session()
     return RetrainResult(

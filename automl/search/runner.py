@@ -1,9 +1,9 @@
 """Running one trial: build the model for given parameter answers, train it, report each epoch.
 
-The runner seeds Python, NumPy and TensorFlow from the trial's seed, trains with early stopping
-and NaN termination, calls a per-epoch hook (the scheduler's pruning decision comes back through
-it), keeps a best-epoch checkpoint (the full model with its optimizer state, written atomically),
-runs a fine-tuning phase when the model asks for one, and always clears the Keras session.
+The runner trains through `TrialTraining` (seeded, the space's training plan followed, the
+same path as retraining) with early stopping and NaN termination, calls a per-epoch hook (the
+scheduler's pruning decision comes back through it), keeps a best-epoch checkpoint (the full
+model with its optimizer state, written atomically), and always clears the Keras session.
 It never raises for a failed trial: the failure is in the result, with its reason.
 """
 
@@ -13,7 +13,7 @@ import gc
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,17 +21,21 @@ from typing import Any
 
 from automl.data.dataset import Dataset
 from automl.errors import SpaceError, one_line
+from automl.search.training import (
+    TrialTraining,
+    # Benchmarks import these two from here; they live with the training path now.
+    batch_size_of,  # noqa: F401
+    run_epochs_in_one_call,  # noqa: F401
+)
 from automl.spaces.hyperparameters import Answers, HyperParameters, Value
-from automl.spaces.loader import Objective, Space, SpaceInfo
+from automl.spaces.loader import Objective, Space
 
 log = logging.getLogger(__name__)
 
 EpochHook = Callable[[int, Mapping[str, float]], bool]
 """Called after each epoch with (1-based epoch, metrics); returns False to stop (prune)."""
 
-DEFAULT_BATCH_SIZE = 32
 DEFAULT_PATIENCE = 5
-MAX_STEPS_PER_EXECUTION = 64
 
 
 class Outcome(str, Enum):
@@ -124,42 +128,23 @@ def run_trial(
 
     objective = objective or space.objective
     started = time.perf_counter()
-    keras.utils.set_random_seed(seed)
-    hp = HyperParameters(answers)
-    info = SpaceInfo(
-        dataset.input_shape,
-        dataset.num_classes,
-        dataset.class_names,
-        train_size=len(dataset.train),
-        epochs=epochs,
+    training = TrialTraining(
+        space, dataset, HyperParameters(answers), dataset.train, dataset.val, epochs, seed
     )
+    hp = training.hp
     tracker = EpochTracker(objective, on_epoch, checkpoint, checkpoint_threshold)
-    model = None
+    plan = None
     try:
         try:
-            model = space.build(hp, info)
+            plan = training.build()
         except SpaceError as exc:
             return failed_result(hp, FailureKind.BUILD, str(exc), started, exc)
-        tracker.params_count = int(model.count_params())
+        tracker.params_count = int(plan.model.count_params())
         build_seconds = time.perf_counter() - started
-        batch_size = batch_size_of(hp)
-        from automl.data.pipeline import make_pipeline
-
-        target = tuple(model.input_shape[1:]) if model.inputs else None
-        train = make_pipeline(
-            dataset.train, batch_size=batch_size, training=True, seed=seed, target_shape=target
-        )
-        val = make_pipeline(
-            dataset.val, batch_size=max(batch_size, 256), training=False, target_shape=target
-        )
-        if getattr(model, "steps_per_execution", 1) == 1:
-            # One tf.function call per epoch instead of per batch: epochs of small models run
-            # about twice as fast. Callbacks still see every epoch; a space that sets its own
-            # steps_per_execution in compile() keeps it.
-            model.steps_per_execution = min(
-                MAX_STEPS_PER_EXECUTION, -(-len(dataset.train) // batch_size)
-            )
-        _fit(space, hp, model, train, val, epochs, tracker, patience, verbose)
+        callbacks: list[Any] = [tracker.callback(), keras.callbacks.TerminateOnNaN()]
+        if patience:
+            callbacks.append(tracker.early_stopping(patience))
+        training.fit(plan, callbacks=callbacks, stopped=lambda: tracker.stopped, verbose=verbose)
     except tf.errors.ResourceExhaustedError as exc:
         return failed_result(
             hp, FailureKind.OOM, f"out of memory: {one_line(exc, 200)}", started, exc, tracker
@@ -172,7 +157,7 @@ def run_trial(
         reason = f"{type(exc).__name__}: {one_line(exc, 300)}"
         return failed_result(hp, FailureKind.ERROR, reason, started, exc, tracker)
     finally:
-        del model
+        del plan
         keras.backend.clear_session()
         gc.collect()
     total = time.perf_counter() - started
@@ -185,125 +170,9 @@ def run_trial(
     return tracker.result(hp.values, timings)
 
 
-class ObjectiveMissing(Exception):
-    """The objective metric is not reported: every trial would fail the same way."""
-
-
-def _fit(
-    space: Space,
-    hp: HyperParameters,
-    model: Any,
-    train: Any,
-    val: Any,
-    epochs: int,
-    tracker: EpochTracker,
-    patience: int | None,
-    verbose: int,
-) -> None:
-    import keras
-
-    callbacks: list[Any] = [tracker.callback(), keras.callbacks.TerminateOnNaN()]
-    if patience:
-        callbacks.append(tracker.early_stopping(patience))
-    fit_model(
-        space,
-        hp,
-        model,
-        train,
-        epochs=epochs,
-        val=val,
-        callbacks=callbacks,
-        stopped=lambda: tracker.stopped,
-        verbose=verbose,
-    )
-
-
-def fit_model(
-    space: Space,
-    hp: HyperParameters,
-    model: Any,
-    train: Any,
-    *,
-    epochs: int,
-    val: Any = None,
-    callbacks: Sequence[Any] = (),
-    stopped: Callable[[], bool] = lambda: False,
-    verbose: int = 0,
-) -> None:
-    """Train `model` for `epochs`, the way trials train: the space's own `fit` if it has one,
-    its extra callbacks, and a fine-tuning phase when the model asks for one (the two phases
-    share the epochs). Without validation data, callbacks that watch `val_*` are left out.
-    """
-    from automl.spaces.zoo import training_plan
-
-    plan = training_plan(model)
-    extra = [
-        c
-        for c in plan.callbacks
-        if val is not None or not str(getattr(c, "monitor", "")).startswith("val_")
-    ]
-    all_callbacks = [*callbacks, *extra]
-    phases = [(0, epochs)]
-    if plan.fine_tune is not None and epochs >= 2:
-        switch = plan.fine_tune.switch_epoch(epochs)
-        phases = [(0, switch), (switch, epochs)]
-    for index, (first, last) in enumerate(phases):
-        if index == 1:
-            assert plan.fine_tune is not None
-            if stopped():
-                break
-            _start_fine_tuning(model, plan.fine_tune)
-        kwargs: dict[str, Any] = {
-            "epochs": last,
-            "initial_epoch": first,
-            "callbacks": all_callbacks,
-            "verbose": verbose,
-            "shuffle": False,
-        }
-        if val is not None:
-            kwargs["validation_data"] = val
-        if space.fit_fn is not None:
-            space.fit_fn(hp, model, train, **kwargs)
-        else:
-            model.fit(train, **kwargs)
-
-
-def _start_fine_tuning(model: Any, fine_tune: Any) -> None:
-    optimizer = model.optimizer
-    rate = optimizer.learning_rate
-    current = float(rate.numpy() if hasattr(rate, "numpy") else rate)
-    unfrozen = fine_tune.unfreeze()
-    config = optimizer.get_config()
-    config["learning_rate"] = current * fine_tune.learning_rate_factor
-    new_optimizer = type(optimizer).from_config(config)
-    model.compile(
-        optimizer=new_optimizer,
-        loss=model.loss,
-        metrics=_compiled_metrics(model),
-    )
-    log.debug("fine-tuning %d layers at learning rate %g", unfrozen, config["learning_rate"])
-
-
-def _compiled_metrics(model: Any) -> list[Any]:
-    config = getattr(model, "_compile_config", None)
-    metrics = config.config.get("metrics") if config is not None else None
-    return list(metrics) if metrics else ["accuracy"]
-
-
-def run_epochs_in_one_call(model: Any, steps: int) -> None:
-    """One tf.function call per epoch instead of one per batch: epochs of small models run
-    about twice as fast. Epoch callbacks are unaffected; a space that sets its own
-    `steps_per_execution` in compile() keeps it."""
-    if getattr(model, "steps_per_execution", 1) == 1:
-        model.steps_per_execution = max(1, min(MAX_STEPS_PER_EXECUTION, steps))
-
-
-def batch_size_of(hp: HyperParameters) -> int:
-    """The `batch_size` hyperparameter, or 32."""
-    value = hp.values.get("batch_size")
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return DEFAULT_BATCH_SIZE
+class ObjectiveMissing(SpaceError):
+    """The objective metric is not reported: every trial would fail the same way (the trial
+    fails as FATAL and the search stops)."""
 
 
 class EpochTracker:

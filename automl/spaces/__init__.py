@@ -1,4 +1,5 @@
-"""The search-space language (`hp`), space files, and the model zoo they compose.
+"""The search-space language (`hp`), space files, the training plan, and the model zoo they
+compose.
 
 Importing this package does not import Keras; `automl.spaces.zoo` does.
 """
@@ -21,12 +22,14 @@ from automl.spaces.loader import (
     load_space,
     read_space_settings,
 )
+from automl.spaces.plan import FineTune, TrainingPlan
 from automl.spaces.replay import FixedAnswers, RandomAnswers, explore_space
 
 __all__ = [
     "Answers",
     "Condition",
     "DefaultAnswers",
+    "FineTune",
     "FixedAnswers",
     "HyperParameters",
     "Kind",
@@ -36,6 +39,7 @@ __all__ = [
     "Space",
     "SpaceInfo",
     "SpaceSettings",
+    "TrainingPlan",
     "explore_space",
     "load_space",
     "read_space_settings",

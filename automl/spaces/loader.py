@@ -1,8 +1,9 @@
 """Loading a search-space file and holding it to its contract.
 
-A space file defines `build(hp)` or `build(hp, info)` returning a compiled `keras.Model` (or a
-Keras Tuner `HyperModel` as `hypermodel = MyHyperModel()`), and may define `OBJECTIVE`, `DATA`,
-`EPOCHS` and `fit(hp, model, *args, **kwargs)`.
+A space file defines `build(hp)` or `build(hp, info)` returning a compiled `keras.Model` or a
+`TrainingPlan` of one (or a Keras Tuner `HyperModel` as `hypermodel = MyHyperModel()`), and may
+define `OBJECTIVE`, `DATA`, `EPOCHS` and `fit(hp, model, *args, **kwargs)`. `Space.build_plan`
+gives every caller a `TrainingPlan`; `Space.build` gives the model alone.
 
 `read_space_settings` reads the constants with `ast`, without running the file, so the scheduler
 and the CLI learn them without importing TensorFlow. `load_space` runs the file (in a worker, or
@@ -16,6 +17,7 @@ import hashlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -25,10 +27,14 @@ from types import ModuleType
 from typing import Any, Literal
 
 from automl.errors import SpaceError, one_line, shown_path
+from automl.spaces.contract import checked_plan
 from automl.spaces.hyperparameters import HyperParameters
+from automl.spaces.plan import TrainingPlan
 
 Direction = Literal["maximize", "minimize"]
 _SETTINGS = ("OBJECTIVE", "DATA", "EPOCHS")
+# A message that starts with `file:line: ` (those of `hp` calls) already names the user's line.
+_LOCATED = re.compile(r"[^:\s][^:]*:\d+: ")
 
 
 @dataclass(frozen=True)
@@ -214,51 +220,43 @@ class Space:
         """The space's own `fit(hp, model, *args, **kwargs)`, if it defines one."""
         return self._fit_fn
 
-    def build(self, hp: HyperParameters, info: SpaceInfo) -> Any:
-        """Run the space's `build` and check what it returns.
+    def build_plan(self, hp: HyperParameters, info: SpaceInfo) -> TrainingPlan:
+        """Run the space's `build` and check what it returns; a bare model becomes a plan.
 
         Raises:
-            SpaceError: `build` raised, returned something other than a compiled
-                `keras.Model`, or used a `Lambda` layer. The message starts with `file:line`.
+            SpaceError: `build` raised, returned something other than a compiled `keras.Model`
+                or a `TrainingPlan` of one, or used a `Lambda` layer. The message starts with
+                `file:line`.
         """
         try:
-            model = self._build_fn(hp, info) if self._takes_info else self._build_fn(hp)
-        except SpaceError:
-            raise
+            built = self._build_fn(hp, info) if self._takes_info else self._build_fn(hp)
+        except SpaceError as exc:
+            if _LOCATED.match(str(exc)):
+                raise
+            # The zoo's errors do not know the space file: name the line of build() that
+            # called it, as for any other exception.
+            line = _raising_line(exc, self.path) or self._build_line
+            raise SpaceError(f"{self._where(line)}: {exc}") from exc
         except Exception as exc:
             line = _raising_line(exc, self.path) or self._build_line
             raise SpaceError(
                 f"{self._where(line)}: build() raised {type(exc).__name__}: {one_line(exc, 600)}"
             ) from exc
-        self._check_model(model)
-        if not model.built:
+        plan = checked_plan(built, self._where(self._build_line))
+        if not plan.model.built:
             # A Sequential model with no Input (as Keras Tuner examples write them) gets the
             # data's shape here, so its parameters can be counted before training.
-            model.build((None, *info.input_shape))
-        return model
+            plan.model.build((None, *info.input_shape))
+        return plan
 
-    def _check_model(self, model: object) -> None:
-        import keras
+    def build(self, hp: HyperParameters, info: SpaceInfo) -> Any:
+        """The compiled model of `build_plan`, without the plan (what Keras Tuner,
+        `automl check` and the worker's preflight need).
 
-        where = self._where(self._build_line)
-        if not isinstance(model, keras.Model):
-            raise SpaceError(
-                f"{where}: build() must return a compiled keras.Model, got "
-                f"{type(model).__name__}; end build() with model.compile(...) and return model."
-            )
-        if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
-            raise SpaceError(
-                f"{where}: build() returned a model that is not compiled; call "
-                "model.compile(optimizer=..., loss=..., metrics=['accuracy']) before returning it."
-            )
-        for layer in _all_layers(model):
-            if isinstance(layer, keras.layers.Lambda):
-                raise SpaceError(
-                    f"{where}: build() uses a Lambda layer ('{layer.name}'); Lambda layers make "
-                    "exported models unsafe to load (safe_mode=True refuses them). Use built-in "
-                    "layers or a custom layer registered with "
-                    "@keras.saving.register_keras_serializable()."
-                )
+        Raises:
+            SpaceError: as `build_plan`.
+        """
+        return self.build_plan(hp, info).model
 
     def _where(self, line: int) -> str:
         return f"{shown_path(self.path)}:{line}"
@@ -406,13 +404,3 @@ def _raising_line(exc: BaseException, path: Path) -> int | None:
         if os.path.abspath(frame.filename) == target:
             line = frame.lineno
     return line
-
-
-def _all_layers(model: Any) -> list[Any]:
-    found = []
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        found.append(layer)
-        stack.extend(getattr(layer, "layers", []))
-    return found

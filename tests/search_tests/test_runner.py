@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automl.data import Dataset, load_dataset
-from automl.search.runner import FailureKind, Outcome, run_trial
-from automl.spaces import FixedAnswers, Objective, load_space
+from automl.data import Dataset, Split, load_dataset
+from automl.errors import SpaceError
+from automl.search.runner import FailureKind, ObjectiveMissing, Outcome, run_trial
+from automl.search.training import TrialTraining
+from automl.spaces import FixedAnswers, HyperParameters, Objective, load_space
 
 from ..conftest import SPACES
 
@@ -34,6 +36,54 @@ def build(hp, info):
     hp.Choice("batch_size", [64], default=64)
     return model
 """
+
+
+FINE_TUNE = """
+import keras
+from automl.spaces import zoo
+
+RECORD = []  # per epoch: kernel sums of the base's two layers
+WATCHED = []  # epochs seen by a callback that watches a validation metric
+
+
+class Recorder(keras.callbacks.Callback):
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def on_epoch_end(self, epoch, logs=None):
+        kernels = [self.base.get_layer(n).kernel for n in ("low", "top")]
+        RECORD.append([float(k.numpy().sum()) for k in kernels])
+
+
+class ValWatcher(keras.callbacks.Callback):
+    monitor = "val_loss"
+
+    def on_epoch_end(self, epoch, logs=None):
+        WATCHED.append(epoch)
+
+
+def build(hp, info):
+    inputs = keras.Input(info.input_shape)
+    base = keras.Sequential([keras.Input(info.input_shape), keras.layers.Rescaling(1 / 255),
+                             keras.layers.Conv2D(4, 3, name="low"),
+                             keras.layers.Conv2D(4, 3, name="top")], name="base")
+    base.trainable = False
+    x = keras.layers.Flatten()(base(inputs, training=False))
+    model = keras.Model(inputs, keras.layers.Dense(info.num_classes, activation="softmax")(x))
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    plan = zoo.add_callbacks(model, Recorder(base), ValWatcher())
+    return zoo.fine_tune(plan, base, layers=1, at_fraction=0.5, learning_rate_factor=0.5)
+"""
+
+
+def _assert_two_phases(record: list[list[float]]) -> None:
+    low, top = zip(*record, strict=True)
+    assert len(low) == 4  # both phases share the budget
+    assert len(set(low)) == 1  # below the fine-tuned layers: frozen throughout
+    assert top[0] == top[1]  # phase 1: the whole base is frozen
+    assert top[1] != top[2] != top[3]  # phase 2: the top layer trains
 
 
 @pytest.fixture(scope="module")
@@ -177,52 +227,44 @@ def test_missing_objective_metric_is_fatal(
     )
     assert result.failure_kind is FailureKind.FATAL
     assert "the objective 'val_auc' is not among the metrics" in (result.failure or "")
+    assert issubclass(ObjectiveMissing, SpaceError)  # a mistake in the space, exit code 2
 
 
 def test_fine_tuning_runs_two_phases(
     digits: Dataset, write_space: Callable[..., Path], tf: object
 ) -> None:
-    text = """
-    import keras
-    from automl.spaces import zoo
-
-    RECORD = []
-
-
-    class Recorder(keras.callbacks.Callback):
-        def __init__(self, base):
-            super().__init__()
-            self.base = base
-
-        def on_epoch_end(self, epoch, logs=None):
-            kernels = [self.base.get_layer(n).kernel for n in ("low", "top")]
-            RECORD.append([float(k.numpy().sum()) for k in kernels])
-
-
-    def build(hp, info):
-        inputs = keras.Input(info.input_shape)
-        base = keras.Sequential([keras.Input(info.input_shape), keras.layers.Rescaling(1 / 255),
-                                 keras.layers.Conv2D(4, 3, name="low"),
-                                 keras.layers.Conv2D(4, 3, name="top")], name="base")
-        base.trainable = False
-        x = keras.layers.Flatten()(base(inputs, training=False))
-        model = keras.Model(inputs, keras.layers.Dense(info.num_classes, activation="softmax")(x))
-        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        zoo.add_callbacks(model, Recorder(base))
-        return zoo.fine_tune(model, base, layers=1, at_fraction=0.5, learning_rate_factor=0.5)
-    """
-    space = load_space(write_space(text))
-    keras.utils.set_random_seed(0)
+    space = load_space(write_space(FINE_TUNE))
     result = run_trial(
         space, digits, FixedAnswers({}, missing="default"), epochs=4, checkpoint=None, patience=None
     )
     assert result.outcome is Outcome.COMPLETE, result.failure
-    assert result.epochs_run == 4  # both phases share the budget
-    low, top = zip(*space.module.RECORD, strict=True)
-    assert len(set(low)) == 1  # below the fine-tuned layers: frozen throughout
-    assert top[0] == top[1]  # phase 1: the whole base is frozen
-    assert top[1] != top[2] != top[3]  # phase 2: the top layer trains
+    assert result.epochs_run == 4
+    _assert_two_phases(space.module.RECORD)
+    assert space.module.WATCHED == [0, 1, 2, 3]  # a trial has validation data
+
+
+def test_training_without_validation_follows_the_plan(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    """Retraining's path: train + val, no validation, the plan's phases as in a trial, and
+    the plan's callbacks that watch a val_* metric left out."""
+    space = load_space(write_space(FINE_TUNE))
+    full = Split(
+        np.concatenate([digits.train.x, digits.val.x]),
+        np.concatenate([digits.train.y, digits.val.y]),
+    )
+    hp = HyperParameters(FixedAnswers({}, missing="default"))
+    training = TrialTraining(space, digits, hp, train=full, val=None, epochs=4, seed=3)
+    plan = training.build()
+    logs: list[dict[str, float]] = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda _, epoch_logs: logs.append(epoch_logs)
+    )
+    training.fit(plan, callbacks=[recorder])
+    _assert_two_phases(space.module.RECORD)
+    assert space.module.WATCHED == []
+    assert len(logs) == 4 and not any(key.startswith("val_") for key in logs[-1])
+    assert float(plan.model.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
 
 
 def test_checkpointed_model_predicts_like_the_trained_one(
@@ -258,8 +300,6 @@ def test_application_backbone_trial_in_graph_mode(
     tf: object,
 ) -> None:
     """Nightly (`pytest -m slow`): each backbone trains one epoch through the runner."""
-    from automl.data import Split
-
     data = digits
     if shape != (8, 8, 1):
         rng = np.random.default_rng(0)

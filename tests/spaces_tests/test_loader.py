@@ -143,6 +143,39 @@ BAD_SPACES = [
         "takes 3 positional arguments",
         id="build-signature",
     ),
+    pytest.param(
+        "import keras\nfrom automl.spaces import zoo\n\n\ndef build(hp):\n"
+        "    inputs = keras.Input((8, 8, 1))\n"
+        "    optimizer = zoo.make_optimizer('adagrad', 0.1)\n",
+        7,
+        "unknown optimizer 'adagrad'; use one of adam",
+        id="zoo-error",
+    ),
+    pytest.param(
+        "import keras\nfrom automl.spaces import TrainingPlan\n\n\ndef build(hp):\n"
+        "    inputs = keras.Input((8, 8, 1))\n"
+        "    return TrainingPlan(keras.Model(inputs, keras.layers.Flatten()(inputs)))\n",
+        5,
+        "not compiled; call model.compile",
+        id="plan-not-compiled",
+    ),
+    pytest.param(
+        "import keras\nfrom automl.spaces import TrainingPlan\n\n\ndef build(hp):\n"
+        "    return TrainingPlan('a model')\n",
+        5,
+        "must return a compiled keras.Model, got a TrainingPlan of str",
+        id="plan-of-no-model",
+    ),
+    pytest.param(
+        "import keras\nfrom automl.spaces import TrainingPlan\n\n\ndef build(hp):\n"
+        "    inputs = keras.Input((8, 8, 1))\n"
+        "    model = keras.Model(inputs, keras.layers.Flatten()(inputs))\n"
+        "    model.compile('adam', 'mse')\n"
+        "    return TrainingPlan(model, callbacks=['early stopping'])\n",
+        5,
+        "callbacks must be keras.callbacks.Callback objects, got str",
+        id="plan-bad-callback",
+    ),
 ]
 
 
@@ -200,3 +233,46 @@ def test_hypermodel_instance_is_accepted(write_space: Callable[..., Path], tf: o
     space = load_space(path)
     assert space.fit_fn is not None
     assert space.build(HyperParameters(), INFO).output_shape == (None, 3)
+
+
+def test_a_training_plan_is_accepted(write_space: Callable[..., Path], tf: object) -> None:
+    path = write_space(
+        """
+        import keras
+        from automl.spaces import FineTune, TrainingPlan
+
+        STOP = keras.callbacks.EarlyStopping(monitor="loss")
+
+
+        def build(hp):
+            inputs = keras.Input((8, 8, 1))
+            base = keras.Sequential([keras.layers.Conv2D(2, 3)], name="base")
+            x = keras.layers.Flatten()(base(inputs))
+            model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+            model.compile("sgd", "sparse_categorical_crossentropy")
+            return TrainingPlan(model, [STOP], FineTune(base, layers=1))
+        """
+    )
+    space = load_space(path)
+    plan = space.build_plan(HyperParameters(), INFO)
+    assert plan.callbacks == (space.module.STOP,)
+    assert plan.fine_tune is not None and plan.fine_tune.base is plan.model.get_layer("base")
+    assert space.build(HyperParameters(), INFO).output_shape == (None, 3)  # the model alone
+
+
+def test_a_bare_model_is_a_plan_of_one_phase(write_space: Callable[..., Path], tf: object) -> None:
+    path = write_space(
+        """
+        import keras
+
+
+        def build(hp):
+            inputs = keras.Input((8, 8, 1))
+            model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+            model.compile("sgd", "mse")
+            return model
+        """
+    )
+    plan = load_space(path).build_plan(HyperParameters(), INFO)
+    assert plan.callbacks == () and plan.fine_tune is None
+    assert plan.model.output_shape == (None, 3)

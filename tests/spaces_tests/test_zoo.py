@@ -15,6 +15,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from automl.data import load_dataset  # noqa: E402
+from automl.errors import SpaceError  # noqa: E402
 from automl.spaces import zoo  # noqa: E402
 
 SHAPES = [(8, 8, 1), (32, 32, 3)]
@@ -85,6 +86,13 @@ def test_optimizers_train(name: str, shape: tuple[int, int, int], tf: object) ->
         shape,
         zoo.make_optimizer(name, 1e-3),
     )
+
+
+def test_unknown_names_are_space_errors(tf: object) -> None:
+    with pytest.raises(SpaceError, match=r"unknown optimizer 'adagrad'; use one of adam, adamw"):
+        zoo.make_optimizer("adagrad", 0.1)
+    with pytest.raises(SpaceError, match=r"unknown learning-rate schedule 'step'; use one of"):
+        zoo.learning_rate_schedule("step", 0.1, epochs=3, steps_per_epoch=4)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["8x8x1", "32x32x3"])
@@ -190,16 +198,16 @@ def test_imagenet_offline_names_the_file(monkeypatch: pytest.MonkeyPatch, tf: ob
 
     for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
-    with pytest.raises(ValueError, match=r"imagenet weights are not in the Keras cache") as caught:
+    with pytest.raises(SpaceError, match=r"imagenet weights are not in the Keras cache") as caught:
         zoo.application_backbone(keras.Input((32, 32, 3)), "vgg16", weights="imagenet")
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in str(caught.value)
     assert str(keras_cache_dir().parent / "models") in str(caught.value)
 
 
 def test_missing_weights_file_and_unknown_backbone(tf: object) -> None:
-    with pytest.raises(ValueError, match=r"weights file nope\.h5 does not exist"):
+    with pytest.raises(SpaceError, match=r"weights file nope\.h5 does not exist"):
         zoo.application_backbone(keras.Input((32, 32, 3)), "vgg16", weights="nope.h5")
-    with pytest.raises(Exception, match="unknown backbone 'alexnet'"):
+    with pytest.raises(SpaceError, match="unknown backbone 'alexnet'"):
         zoo.application_backbone(keras.Input((32, 32, 3)), "alexnet")
 
 
@@ -230,3 +238,28 @@ def test_fine_tune_unfreezes_the_top_layers_but_not_batchnorm(tf: object) -> Non
     assert plan.unfreeze() == 2
     assert [layer.trainable for layer in base.layers] == [False, False, True, True]
     assert plan.switch_epoch(10) == 5 and plan.switch_epoch(2) == 1
+
+
+def _compiled_model() -> Any:
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, zoo.classifier_head(inputs, 3))
+    return zoo.compile_classifier(model, zoo.make_optimizer("adam", 1e-3), num_classes=3)
+
+
+def test_plan_helpers_return_new_plans_and_leave_the_model_alone(tf: object) -> None:
+    model = _compiled_model()
+    base = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
+    before = set(vars(model))
+    marker = keras.callbacks.Callback()
+    with_callback = zoo.add_callbacks(model, marker)
+    plateau = zoo.reduce_on_plateau(with_callback, factor=0.25, patience=3)
+    tuned = zoo.fine_tune(model, base, layers=2, at_fraction=0.25, learning_rate_factor=0.5)
+    assert set(vars(model)) == before  # nothing attached to the model
+    assert with_callback == zoo.TrainingPlan(model, (marker,))  # one plan, not changed since
+    assert plateau.model is model and plateau.callbacks[0] is marker
+    reduce = plateau.callbacks[1]
+    assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau)
+    assert (reduce.monitor, reduce.factor, reduce.patience) == ("val_loss", 0.25, 3)
+    assert tuned == zoo.TrainingPlan(model, (), zoo.FineTune(base, 2, 0.25, 0.5))
+    assert zoo.fine_tune(plateau, base, layers=2).callbacks == plateau.callbacks
+    assert zoo.fine_tune(model, base, layers=0) == zoo.TrainingPlan(model)

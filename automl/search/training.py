@@ -1,0 +1,164 @@
+"""Training one configuration of a space the way a trial does; retraining uses the same path.
+
+`TrialTraining` seeds Python, NumPy and TensorFlow, runs the space's `build` with the data's
+`SpaceInfo`, then fits the `TrainingPlan`: the input pipeline at the `batch_size`
+hyperparameter, several steps per `tf.function` call, the plan's callbacks, its fine-tuning
+phase (recompiled at a lower learning rate) and the space's own `fit` when it has one. A trial
+trains on `train` and measures `val` after each epoch, with its callbacks and pruning;
+retraining trains on train + val, with no validation, for a fixed number of epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from automl.data.dataset import Dataset, Split
+from automl.spaces.hyperparameters import HyperParameters
+from automl.spaces.loader import Space, SpaceInfo
+from automl.spaces.plan import FineTune, TrainingPlan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+MAX_STEPS_PER_EXECUTION = 64
+# Validation batches need no gradients: larger ones cost little memory and run faster.
+MIN_VAL_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class TrialTraining:
+    """One configuration of a space, trained as a trial trains it.
+
+    Attributes:
+        space: the loaded space file.
+        dataset: the data; its shape and classes reach `build` through `SpaceInfo`.
+        hp: the configuration (its `batch_size` sets the pipeline's batch).
+        train: the split to train on (`dataset.train`, or train + val when retraining).
+        val: the split measured after each epoch, or None for none.
+        epochs: the epoch budget, shared by the plan's phases.
+        seed: seeds Python, NumPy and TensorFlow before `build`, and the shuffling.
+            Defaults to `0`.
+    """
+
+    space: Space
+    dataset: Dataset
+    hp: HyperParameters
+    train: Split
+    val: Split | None
+    epochs: int
+    seed: int = 0
+
+    def build(self) -> TrainingPlan:
+        """Seed, then run the space's `build` with the data's `SpaceInfo`.
+
+        Raises:
+            SpaceError: `build` failed or returned something the space contract refuses.
+        """
+        import keras
+
+        keras.utils.set_random_seed(self.seed)
+        info = SpaceInfo(
+            self.dataset.input_shape,
+            self.dataset.num_classes,
+            self.dataset.class_names,
+            train_size=len(self.train),
+            epochs=self.epochs,
+        )
+        return self.space.build_plan(self.hp, info)
+
+    def fit(
+        self,
+        plan: TrainingPlan,
+        *,
+        callbacks: Sequence[Any] = (),
+        stopped: Callable[[], bool] = lambda: False,
+        verbose: int = 0,
+    ) -> None:
+        """Train `plan.model` for `epochs`: the space's own `fit` if it has one, the plan's
+        callbacks after `callbacks`, and its fine-tuning phase.
+
+        Args:
+            plan: what `build` returned.
+            callbacks: the caller's Keras callbacks. Defaults to `()`.
+            stopped: whether the first phase ended training for good (early stopping, pruning,
+                NaN), so the fine-tuning phase must not start. Defaults to never.
+            verbose: Keras `fit` verbosity. Defaults to `0`.
+        """
+        from automl.data.pipeline import make_pipeline
+
+        model = plan.model
+        batch_size = batch_size_of(self.hp)
+        target = tuple(model.input_shape[1:]) if model.inputs else None
+        train = make_pipeline(
+            self.train, batch_size=batch_size, training=True, seed=self.seed, target_shape=target
+        )
+        val = None
+        if self.val is not None:
+            val = make_pipeline(
+                self.val,
+                batch_size=max(batch_size, MIN_VAL_BATCH_SIZE),
+                training=False,
+                target_shape=target,
+            )
+        run_epochs_in_one_call(model, steps=-(-len(self.train) // batch_size))
+        all_callbacks = [*callbacks, *plan.callbacks_for(validation=val is not None)]
+        for index, (first, last) in enumerate(plan.phases(self.epochs)):
+            if index == 1:
+                assert plan.fine_tune is not None
+                if stopped():
+                    break
+                _start_fine_tuning(model, plan.fine_tune)
+            kwargs: dict[str, Any] = {
+                "epochs": last,
+                "initial_epoch": first,
+                "callbacks": all_callbacks,
+                "verbose": verbose,
+                "shuffle": False,
+            }
+            if val is not None:
+                kwargs["validation_data"] = val
+            if self.space.fit_fn is not None:
+                self.space.fit_fn(self.hp, model, train, **kwargs)
+            else:
+                model.fit(train, **kwargs)
+
+
+def batch_size_of(hp: HyperParameters) -> int:
+    """The `batch_size` hyperparameter, or 32."""
+    value = hp.values.get("batch_size")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_BATCH_SIZE
+
+
+def run_epochs_in_one_call(model: Any, steps: int) -> None:
+    """One tf.function call per epoch instead of one per batch: epochs of small models run
+    about twice as fast. Epoch callbacks are unaffected; a space that sets its own
+    `steps_per_execution` in compile() keeps it."""
+    if getattr(model, "steps_per_execution", 1) == 1:
+        model.steps_per_execution = max(1, min(MAX_STEPS_PER_EXECUTION, steps))
+
+
+def _start_fine_tuning(model: Any, fine_tune: FineTune) -> None:
+    optimizer = model.optimizer
+    rate = optimizer.learning_rate
+    current = float(rate.numpy() if hasattr(rate, "numpy") else rate)
+    unfrozen = fine_tune.unfreeze()
+    config = optimizer.get_config()
+    config["learning_rate"] = current * fine_tune.learning_rate_factor
+    new_optimizer = type(optimizer).from_config(config)
+    model.compile(
+        optimizer=new_optimizer,
+        loss=model.loss,
+        metrics=_compiled_metrics(model),
+    )
+    log.debug("fine-tuning %d layers at learning rate %g", unfrozen, config["learning_rate"])
+
+
+def _compiled_metrics(model: Any) -> list[Any]:
+    config = getattr(model, "_compile_config", None)
+    metrics = config.config.get("metrics") if config is not None else None
+    return list(metrics) if metrics else ["accuracy"]
