@@ -1,10 +1,12 @@
 """The same unchanged hypermodels run under keras_tuner.HyperParameters and under ours.
 
-The hypermodels are written the way Keras Tuner's documentation writes them.
+The hypermodels are written the way Keras Tuner's documentation writes them; one of them is
+spaces/keras_tuner_style.py itself.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,32 +16,18 @@ import pytest
 
 from automl.spaces import FixedAnswers, HyperParameters, RandomAnswers, SpaceInfo, load_space
 
+from ..conftest import SPACES
+
 keras = pytest.importorskip("keras")
 kt = pytest.importorskip("keras_tuner")
 layers = keras.layers
 
 
-def build_layers_loop(hp: Any) -> Any:
-    """Keras Tuner 'Getting started': a loop over hp.Int("num_layers"), Boolean, log Float."""
-    model = keras.Sequential()
-    model.add(layers.Flatten())
-    for i in range(hp.Int("num_layers", 1, 3)):
-        model.add(
-            layers.Dense(
-                units=hp.Int(f"units_{i}", min_value=32, max_value=512, step=32),
-                activation=hp.Choice("activation", ["relu", "tanh"]),
-            )
-        )
-    if hp.Boolean("dropout"):
-        model.add(layers.Dropout(rate=0.25))
-    model.add(layers.Dense(10, activation="softmax"))
-    learning_rate = hp.Float("lr", min_value=1e-4, max_value=1e-2, sampling="log")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+@functools.cache
+def keras_tuner_style() -> Any:
+    """spaces/keras_tuner_style.py's hypermodel (Keras Tuner's "Getting started": a loop over
+    hp.Int("num_layers"), Boolean, log Float), loaded from the file itself."""
+    return load_space(SPACES / "keras_tuner_style.py").module.hypermodel
 
 
 def build_conditional(hp: Any) -> Any:
@@ -82,11 +70,13 @@ class ChoiceStepFixedHyperModel(kt.HyperModel):
         return model.fit(*args, **kwargs)
 
 
-HYPERMODELS: list[Callable[[Any], Any]] = [
-    build_layers_loop,
-    build_conditional,
-    ChoiceStepFixedHyperModel().build,
-]
+# Each hypermodel's build, looked up when a test runs: the space file is loaded then, not while
+# pytest collects.
+HYPERMODELS: dict[str, Callable[[], Callable[[Any], Any]]] = {
+    "keras-tuner-style-file": lambda: keras_tuner_style().build,
+    "conditional": lambda: build_conditional,
+    "hypermodel": lambda: ChoiceStepFixedHyperModel().build,
+}
 
 
 def _params(model: Any) -> int:
@@ -95,8 +85,9 @@ def _params(model: Any) -> int:
     return int(model.count_params())
 
 
-@pytest.mark.parametrize("build", HYPERMODELS, ids=["layers-loop", "conditional", "hypermodel"])
-def test_defaults_agree_with_keras_tuner(build: Callable[[Any], Any], tf: object) -> None:
+@pytest.mark.parametrize("name", list(HYPERMODELS))
+def test_defaults_agree_with_keras_tuner(name: str, tf: object) -> None:
+    build = HYPERMODELS[name]()
     theirs = kt.HyperParameters()
     ours = HyperParameters()
     their_model = build(theirs)
@@ -105,11 +96,10 @@ def test_defaults_agree_with_keras_tuner(build: Callable[[Any], Any], tf: object
     assert _params(our_model) == _params(their_model)
 
 
-@pytest.mark.parametrize("build", HYPERMODELS, ids=["layers-loop", "conditional", "hypermodel"])
+@pytest.mark.parametrize("name", list(HYPERMODELS))
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sampled_values_build_the_same_model_in_both(
-    build: Callable[[Any], Any], seed: int, tf: object
-) -> None:
+def test_sampled_values_build_the_same_model_in_both(name: str, seed: int, tf: object) -> None:
+    build = HYPERMODELS[name]()
     ours = HyperParameters(RandomAnswers(seed))
     our_model = build(ours)
     theirs = kt.HyperParameters()
@@ -183,8 +173,6 @@ def test_the_flagship_space_runs_under_a_keras_tuner_search(tmp_path: Path, tf: 
     """spaces/cnn.py's build, unchanged, through a real Keras Tuner search (which also
     activates every conditional scope of the space)."""
     from automl.data import load_dataset
-
-    from ..conftest import SPACES
 
     data = load_dataset("digits")
     space = load_space(SPACES / "cnn.py")

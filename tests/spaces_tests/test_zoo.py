@@ -78,14 +78,46 @@ def test_block_builds_and_trains_one_step(
     _train_one_step(BLOCKS[block], shape)
 
 
+# What make_optimizer promises for each name: the class and the settings it passes (None: the
+# optimizer does not take that setting).
+OPTIMIZER_SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "adam": ("Adam", {"weight_decay": None, "momentum": None}),
+    "adamw": ("AdamW", {"weight_decay": 1e-4, "momentum": None}),
+    "sgd": ("SGD", {"weight_decay": None, "momentum": 0.9, "nesterov": True}),
+    "rmsprop": ("RMSprop", {"weight_decay": None, "momentum": 0.9}),
+}
+
+
+def test_every_optimizer_has_its_expected_settings() -> None:
+    assert set(OPTIMIZER_SETTINGS) == set(zoo.OPTIMIZERS)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=["8x8x1", "32x32x3"])
 @pytest.mark.parametrize("name", zoo.OPTIMIZERS)
-def test_optimizers_train(name: str, shape: tuple[int, int, int], tf: object) -> None:
-    _train_one_step(
-        lambda x: zoo.conv_stack(zoo.rescale(x), depth=1, filters=4),
-        shape,
-        zoo.make_optimizer(name, 1e-3),
+def test_optimizers_have_their_settings_and_train(
+    name: str, shape: tuple[int, int, int], tf: object
+) -> None:
+    optimizer = zoo.make_optimizer(name, 1e-3)
+    class_name, settings = OPTIMIZER_SETTINGS[name]
+    assert type(optimizer) is getattr(keras.optimizers, class_name)
+    config = optimizer.get_config()
+    assert config["learning_rate"] == pytest.approx(1e-3)
+    assert {key: config.get(key) for key in settings} == pytest.approx(settings)
+    _train_one_step(lambda x: zoo.conv_stack(zoo.rescale(x), depth=1, filters=4), shape, optimizer)
+
+
+def test_optimizer_settings_are_passed_through(tf: object) -> None:
+    assert zoo.make_optimizer("adamw", 0.1, weight_decay=0.05).get_config()["weight_decay"] == (
+        pytest.approx(0.05)
     )
+    for name in ("sgd", "rmsprop"):
+        config = zoo.make_optimizer(name, 0.1, momentum=0.5).get_config()
+        assert config["momentum"] == pytest.approx(0.5)
+        assert config["learning_rate"] == pytest.approx(0.1)
+    schedule = zoo.learning_rate_schedule("cosine", 0.1, epochs=3, steps_per_epoch=4)
+    rate = zoo.make_optimizer("sgd", schedule).get_config()["learning_rate"]
+    assert rate["class_name"] == "CosineDecay"
+    assert rate["config"]["warmup_target"] == pytest.approx(0.1)
 
 
 def test_unknown_names_are_space_errors(tf: object) -> None:
