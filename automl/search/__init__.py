@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         SearchSummary,
         TrialEvent,
     )
-    from automl.search.scheduler import run_search
+    from automl.search.run import run_search
 
 _HOMES = {
     "SearchConfig": "automl.search.config",
@@ -27,7 +27,7 @@ _HOMES = {
     "SearchStart": "automl.search.events",
     "SearchSummary": "automl.search.events",
     "TrialEvent": "automl.search.events",
-    "run_search": "automl.search.scheduler",
+    "run_search": "automl.search.run",
 }
 
 

@@ -1,0 +1,199 @@
+"""Running a search: everything a user can get wrong is checked before any worker starts (space
+settings, devices, names, data, store, resume checks), stale trials are recovered, then the
+scheduler's loop runs with a real pool of worker processes and the run is summarised.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+from automl.data import Dataset, load_dataset, save_dataset
+from automl.errors import UsageError
+from automl.search import engines
+from automl.search.checkpoints import CheckpointKeeper
+from automl.search.config import SearchConfig
+from automl.search.devices import Gpu, discover_gpus, usable_cpus
+from automl.search.events import NullObserver, SearchObserver, SearchStart, SearchSummary
+from automl.search.pool import WorkerPool, plan_slots
+from automl.search.scheduler import Scheduler
+from automl.search.study import SearchStudy, StudyPlan, data_summary
+from automl.search.worker import WorkerSetup
+from automl.spaces.loader import Objective, read_space_settings
+from automl.storage.artifacts import ArtifactStore
+from automl.storage.store import StudyStore
+from automl.storage.urls import check_study_name, default_storage_url
+
+
+def run_search(
+    config: SearchConfig,
+    observer: SearchObserver | None = None,
+    *,
+    gpu_probe: Callable[[], list[Gpu]] = discover_gpus,
+    cpus: int | None = None,
+) -> SearchSummary:
+    """Run (or resume) a search to its `trials` target.
+
+    Everything a user can get wrong is checked before any worker starts.
+
+    Raises:
+        SpaceError, DataError, StoreError, UsageError: bad input (exit 2).
+        AutoMLError: the search stopped (too many failures).
+        KeyboardInterrupt: after recording every running trial.
+    """
+    observer = observer or NullObserver()
+    if config.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {config.trials}.")
+    settings = read_space_settings(config.space)
+    objective = Objective.parse(config.objective) if config.objective else settings.objective
+    epochs = config.epochs or settings.epochs or 10
+    slots = plan_slots(
+        gpu_probe(),
+        cpus=cpus or usable_cpus(),
+        workers=config.workers,
+        gpu_ids=config.gpus,
+        trials_per_gpu=config.trials_per_gpu,
+    )
+    name = check_study_name(config.study or settings.path.stem)
+    pruner = engines.make_pruner(config.pruner, epochs=epochs)  # validate names before any work
+    if config.sampler not in engines.SAMPLERS:
+        raise UsageError(
+            f"unknown --sampler {config.sampler!r}; use one of {', '.join(engines.SAMPLERS)}."
+        )
+    if config.sampler != "grid":  # grid needs the space's parameters, known after preflight
+        engines.make_sampler(config.sampler, seed=config.seed, slots=len(slots))
+    dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
+    store = StudyStore(
+        config.storage or default_storage_url(),
+        create=True,
+        create_folder=config.storage is None,
+        heartbeat_interval=None,
+    )
+    artifacts = store.artifacts(name)
+    lock = artifacts.search_lock() if store.sqlite_path is not None else nullcontext()
+    with lock:
+        plan = StudyPlan(
+            name=name,
+            space=settings,
+            objective=objective,
+            dataset=dataset,
+            settings=config.settings(epochs=epochs),
+            target=config.trials,
+            slots=tuple(s.name for s in slots),
+            allow_space_change=config.allow_space_change,
+        )
+        study, resumed = SearchStudy.open(store, plan, pruner)
+        _prepare_dataset(artifacts, dataset)
+        requeued = study.recover_stale(other_hosts=store.sqlite_path is None)
+        record = store.record(name)
+        budget, brackets = engines.pruner_budget(config.pruner, epochs=epochs)
+        observer.search_started(
+            SearchStart(
+                study=name,
+                storage=store.shown_url,
+                resumed=resumed,
+                finished=record.finished,
+                target=config.trials,
+                slots=plan.slots,
+                sampler=config.sampler,
+                pruner=config.pruner,
+                budget=budget,
+                brackets=brackets,
+                epochs=epochs,
+                objective=objective,
+                data=data_summary(dataset),
+                record=record,
+                requeued=tuple(requeued),
+            )
+        )
+        checkpoints = CheckpointKeeper(
+            artifacts, direction=objective.direction, keep=config.keep_checkpoints
+        )
+        checkpoints.note_trials(record.trials)
+        started = time.monotonic()
+        stopped: str | None = None
+        busy = dict.fromkeys(plan.slots, 0.0)
+        ready_at: float | None = None
+        if record.finished < config.trials:
+            setup = WorkerSetup(
+                space_path=str(settings.path),
+                dataset_path=str(artifacts.dataset_path),
+                objective=objective,
+                executor=config.executor,
+                preflight=True,
+                patience=config.patience,
+                log_dir=str(artifacts.root / "logs"),
+            )
+            scheduler = Scheduler(
+                config,
+                study,
+                WorkerPool(slots, setup),
+                epochs=epochs,
+                objective=objective,
+                artifacts=artifacts,
+                checkpoints=checkpoints,
+                observer=observer,
+                finished=record.finished,
+            )
+            deadline = started + config.timeout if config.timeout else None
+            with _InterruptFlag() as flag:
+                scheduler.run(deadline, interrupted=lambda: flag.set)
+            stopped, busy, ready_at = scheduler.stopped, scheduler.busy, scheduler.ready_at
+        elapsed = time.monotonic() - started
+        window = time.monotonic() - (ready_at or started)
+        return SearchSummary(
+            study=name,
+            record=store.record(name),
+            target=config.trials,
+            stopped=stopped,
+            seconds=elapsed,
+            utilisation={slot: (b / window if window > 0 else 0.0) for slot, b in busy.items()},
+            artifacts=artifacts.root,
+            storage=store.shown_url,
+            storage_url=store.url,
+        )
+
+
+def _prepare_dataset(artifacts: ArtifactStore, dataset: Dataset) -> None:
+    """Write the dataset the workers load, unless the same one is already there."""
+    path = artifacts.dataset_path
+    if path.is_file():
+        from automl.data import load_saved_dataset
+
+        try:
+            if load_saved_dataset(path).sha256 == dataset.sha256:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+    save_dataset(dataset, path)
+
+
+class _InterruptFlag:
+    """Ctrl-C sets a flag that the loop checks between messages, so the interrupt never lands
+    inside a store operation (SQLite turns it into a failed query that Optuna may retry,
+    losing the interrupt). A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _InterruptFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+__all__ = ["run_search"]
