@@ -119,7 +119,7 @@ def retrain_study(
                     metrics=result.metrics,
                     history=list(result.history),
                     model_path=str(result.model_path),
-                    space_sha256=str(record.space.get("sha256", "")),
+                    space_sha256=record.space.sha256,
                     data_sha256=dataset.sha256,
                 )
                 results.append(result)
@@ -131,21 +131,15 @@ def retrain_study(
 
 
 def _dataset(record: StudyRecord, path: Path) -> Dataset:
-    expected = record.data.get("sha256")
+    expected = record.data.sha256
     if path.is_file():
         dataset = load_saved_dataset(path)
         if dataset.sha256 == expected:
             return dataset
     from automl.data import DataOptions, load_dataset
 
-    options = DataOptions(
-        **{
-            k: v
-            for k, v in (record.settings.get("data_options") or {}).items()
-            if k in ("val_split", "test_split", "seed", "skip_bad_images", "max_pixels")
-        }
-    )
-    dataset = load_dataset(str(record.data.get("source", "digits")), options)
+    options = DataOptions.from_dict(record.settings.data_options)
+    dataset = load_dataset(record.data.source or "digits", options)
     if dataset.sha256 != expected:
         raise StoreError(
             f"the data of study {record.name!r} changed since the search ({dataset.source}); "
@@ -157,9 +151,9 @@ def _dataset(record: StudyRecord, path: Path) -> Dataset:
 def _space(record: StudyRecord, space_path: str | None) -> Space:
     from automl.spaces import load_space
 
-    path = space_path or str(record.space.get("path", ""))
+    path = space_path or record.space.path
     space = load_space(path)
-    if space.settings.sha256 != record.space.get("sha256"):
+    if space.settings.sha256 != record.space.sha256:
         raise SpaceError(
             f"{shown_path(path)}: the space file changed since study {record.name!r} was "
             "searched; retraining needs the same file (restore it, or pass --space with the "

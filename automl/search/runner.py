@@ -29,6 +29,7 @@ from automl.search.training import (
 )
 from automl.spaces.hyperparameters import Answers, HyperParameters, Value
 from automl.spaces.loader import Objective, Space
+from automl.storage.attributes import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,6 @@ class Outcome(str, Enum):
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
-
-
-class FailureKind(str, Enum):
-    """Why a trial failed: the scheduler replaces a worker after OOM, stops after FATAL."""
-
-    BUILD = "build"
-    NAN = "nan"
-    OOM = "oom"
-    ERROR = "error"
-    FATAL = "fatal"
 
 
 @dataclass(frozen=True)

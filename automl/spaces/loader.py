@@ -29,7 +29,7 @@ from typing import Any, Literal
 from automl.errors import SpaceError, one_line, shown_path
 from automl.spaces.contract import checked_plan
 from automl.spaces.hyperparameters import HyperParameters
-from automl.spaces.plan import TrainingPlan
+from automl.spaces.plan import TrainingPlan, plans_made
 
 Direction = Literal["maximize", "minimize"]
 _SETTINGS = ("OBJECTIVE", "DATA", "EPOCHS")
@@ -229,7 +229,8 @@ class Space:
                 `file:line`.
         """
         try:
-            built = self._build_fn(hp, info) if self._takes_info else self._build_fn(hp)
+            with plans_made() as made:
+                built = self._build_fn(hp, info) if self._takes_info else self._build_fn(hp)
         except SpaceError as exc:
             if _LOCATED.match(str(exc)):
                 raise
@@ -242,6 +243,13 @@ class Space:
             raise SpaceError(
                 f"{self._where(line)}: build() raised {type(exc).__name__}: {one_line(exc, 600)}"
             ) from exc
+        if not isinstance(built, TrainingPlan) and any(p.model is built for p in made):
+            raise SpaceError(
+                f"{self._where(self._build_line)}: build() made a TrainingPlan for its model "
+                "(zoo.fine_tune, zoo.add_callbacks or zoo.reduce_on_plateau) but returned the "
+                "bare model, so the plan would be lost; return what they return, e.g. "
+                "return zoo.fine_tune(model, base, layers=20)."
+            )
         plan = checked_plan(built, self._where(self._build_line))
         if not plan.model.built:
             # A Sequential model with no Input (as Keras Tuner examples write them) gets the

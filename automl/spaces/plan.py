@@ -10,6 +10,9 @@ No Keras import here: the loader and the runner read plans without building anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,6 +74,9 @@ class TrainingPlan:
     def __post_init__(self) -> None:
         # A list given by a space file must not stay shared with the caller.
         object.__setattr__(self, "callbacks", tuple(self.callbacks))
+        made = _MADE.get()
+        if made is not None:
+            made.append(self)
 
     @classmethod
     def of(cls, built: keras.Model | TrainingPlan) -> TrainingPlan:
@@ -91,3 +97,20 @@ class TrainingPlan:
         return tuple(
             c for c in self.callbacks if not str(getattr(c, "monitor", "")).startswith("val_")
         )
+
+
+# The plans made while one `build` call runs (None outside of one), so that a `build` that
+# makes a plan for its model but returns the bare model (as `zoo.fine_tune(model, …)` was once
+# used) is told so instead of silently training without it.
+_MADE: ContextVar[list[TrainingPlan] | None] = ContextVar("automl_plans_made", default=None)
+
+
+@contextmanager
+def plans_made() -> Iterator[list[TrainingPlan]]:
+    """Collect the plans made inside the block (one `build` call)."""
+    made: list[TrainingPlan] = []
+    token = _MADE.set(made)
+    try:
+        yield made
+    finally:
+        _MADE.reset(token)

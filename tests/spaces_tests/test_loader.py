@@ -176,6 +176,18 @@ BAD_SPACES = [
         "callbacks must be keras.callbacks.Callback objects, got str",
         id="plan-bad-callback",
     ),
+    pytest.param(
+        "import keras\nfrom automl.spaces import zoo\n\n\ndef build(hp):\n"
+        "    inputs = keras.Input((8, 8, 1))\n"
+        "    model = keras.Model(inputs, keras.layers.Flatten()(inputs))\n"
+        "    model.compile('adam', 'mse')\n"
+        "    zoo.reduce_on_plateau(model)  # the plan it returns is dropped\n"
+        "    return model\n",
+        5,
+        "build() made a TrainingPlan for its model (zoo.fine_tune, zoo.add_callbacks or "
+        "zoo.reduce_on_plateau) but returned the bare model",
+        id="plan-made-but-model-returned",
+    ),
 ]
 
 
