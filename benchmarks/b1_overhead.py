@@ -67,8 +67,8 @@ def raw_optuna(folder: Path, trials: int) -> list[float]:
 
 
 def automl_scheduler(folder: Path, trials: int) -> list[float]:
-    from automl.search.devices import Gpu
     from automl.search import SearchConfig, TrialEvent, run_search
+    from automl.search.devices import Gpu
 
     (folder / "space.py").write_text(SPACE)
     stamps: list[float] = []
