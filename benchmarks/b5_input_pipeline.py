@@ -34,7 +34,7 @@ def main() -> None:
 
     from automl.data import load_dataset
     from automl.data.pipeline import make_pipeline, prepare_images
-    from automl.search.runner import run_epochs_in_one_call
+    from automl.search.training import run_epochs_in_one_call
     from automl.spaces import HyperParameters, SpaceInfo, load_space
 
     with tempfile.TemporaryDirectory() as folder:

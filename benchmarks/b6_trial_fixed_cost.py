@@ -48,7 +48,7 @@ def main() -> None:
 
     from automl.data import load_dataset
     from automl.data.pipeline import make_pipeline
-    from automl.search.runner import batch_size_of, run_epochs_in_one_call
+    from automl.search.training import batch_size_of, run_epochs_in_one_call
     from automl.spaces import HyperParameters, SpaceInfo, load_space
 
     space = load_space(REPO / "spaces" / "cnn.py")

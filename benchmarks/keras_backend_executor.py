@@ -98,13 +98,10 @@ class KerasBackendExecutor:
         import keras
         import numpy as np
 
-        from automl.search.runner import (
-            EpochTracker,
-            FailureKind,
-            batch_size_of,
-            failed_result,
-        )
+        from automl.search.runner import EpochTracker, failed_result
+        from automl.search.training import batch_size_of
         from automl.spaces import HyperParameters
+        from automl.storage.attributes import FailureKind
 
         started = time.perf_counter()
         keras.utils.set_random_seed(request.seed)

@@ -21,12 +21,7 @@ from typing import Any
 
 from automl.data.dataset import Dataset
 from automl.errors import SpaceError, one_line
-from automl.search.training import (
-    TrialTraining,
-    # Benchmarks import these two from here; they live with the training path now.
-    batch_size_of,  # noqa: F401
-    run_epochs_in_one_call,  # noqa: F401
-)
+from automl.search.training import TrialTraining
 from automl.spaces.hyperparameters import Answers, HyperParameters, Value
 from automl.spaces.loader import Objective, Space
 from automl.storage.attributes import FailureKind

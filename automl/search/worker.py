@@ -166,8 +166,9 @@ class FunctionExecutor:
             del os.environ["AUTOML_PREFLIGHT"]
 
     def run(self, request: TrialRequest, answers: Answers, on_epoch: EpochHook) -> TrialResult:
-        from automl.search.runner import EpochTracker, FailureKind, failed_result
+        from automl.search.runner import EpochTracker, failed_result
         from automl.spaces import HyperParameters
+        from automl.storage.attributes import FailureKind
 
         started = time.perf_counter()
         hp = HyperParameters(answers)
