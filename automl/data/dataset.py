@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from automl.errors import DataError
+from automl.storage.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -61,18 +62,6 @@ class Dataset:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
-
-    def describe(self) -> dict[str, object]:
-        """JSON-ready facts stored with a study and shown in reports."""
-        return {
-            "source": self.source,
-            "sha256": self.sha256,
-            "input_shape": list(self.input_shape),
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "sizes": self.sizes(),
-            "notes": list(self.notes),
-        }
 
 
 def content_hash(splits: dict[str, Split], class_names: tuple[str, ...]) -> str:
@@ -139,10 +128,7 @@ def take(x: np.ndarray, y: np.ndarray, index: np.ndarray) -> Split:
 
 def save_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
     """Write a prepared dataset as one .npz (atomically), so workers load it without decoding."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
+    with atomic_path(Path(path)) as temporary, open(temporary, "wb") as handle:
         np.savez(
             handle,
             x_train=dataset.train.x,
@@ -156,9 +142,6 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
             sha256=np.array(dataset.sha256),
             notes=np.array(dataset.notes, dtype=str),
         )
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
 
 
 def load_saved_dataset(path: str | os.PathLike[str]) -> Dataset:

@@ -30,7 +30,7 @@ from automl.deploy.formats import (
 )
 from automl.deploy.strip import strip_augmentation
 from automl.errors import ExportError, StoreError, UsageError, shown_path
-from automl.storage.atomic import atomic_folder
+from automl.storage.atomic import atomic_folder, check_output_folder
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
 from automl.storage.tables import ResultTables
@@ -191,14 +191,7 @@ def _check_formats(formats: Sequence[str], quantize: str) -> list[Format]:
 def _check_destination(destination: Path) -> None:
     if destination.exists() and not destination.is_dir():
         raise UsageError(f"-o {shown_path(destination)}: is a file; give a folder for the export.")
-    parent = destination.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(
-            f"-o {shown_path(destination)}: the folder {shown_path(parent)} does not "
-            "exist; create it first."
-        )
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"-o {shown_path(destination)}: cannot write in {shown_path(parent)}.")
+    check_output_folder(destination, destination.resolve().parent)
 
 
 def _choose_source(

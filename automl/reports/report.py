@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from automl.errors import UsageError, shown_path
-from automl.storage.artifacts import write_atomically
+from automl.storage.atomic import check_output_folder, write_atomically
 from automl.storage.store import StudyStore
 from automl.storage.tables import ResultTables
 
@@ -41,12 +41,4 @@ def _check_output(path: Path, *, default: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise UsageError(f"-o {shown_path(path)}: is a folder; give a file name like report.html.")
-    if not folder.is_dir():
-        raise UsageError(
-            f"-o {shown_path(path)}: the folder {shown_path(folder)} does not exist; "
-            "create it or choose another path."
-        )
-    if not os.access(folder, os.W_OK):
-        raise UsageError(
-            f"-o {shown_path(path)}: cannot write in {shown_path(folder)}; choose another path."
-        )
+    check_output_folder(path, folder)

@@ -16,8 +16,27 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from automl.errors import UsageError, shown_path
+
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux): swap two paths in one step
 _AT_FDCWD = -100
+
+
+def check_output_folder(given: Path, folder: Path) -> None:
+    """Refuse an output (`-o given`) whose folder is missing or not writable, before any work.
+
+    Raises:
+        UsageError: naming the path given and the folder, with the fix.
+    """
+    if not folder.is_dir():
+        raise UsageError(
+            f"-o {shown_path(given)}: the folder {shown_path(folder)} does not exist; create it "
+            "or choose another path."
+        )
+    if not os.access(folder, os.W_OK):
+        raise UsageError(
+            f"-o {shown_path(given)}: cannot write in {shown_path(folder)}; choose another path."
+        )
 
 
 def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
