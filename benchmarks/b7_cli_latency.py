@@ -37,19 +37,19 @@ def make_study(url: str, trials: int, seed: int = 0) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(seed)
     study = optuna.create_study(study_name="bench", storage=url, direction="maximize")
-    study.set_user_attr(keys.SPACE, {"path": "spaces/cnn.py", "sha256": "0" * 64, "source": ""})
+    study.set_user_attr(keys.SPACE, keys.SpaceProvenance("spaces/cnn.py", "0" * 64, "").to_json())
     study.set_user_attr(
         keys.DATA,
-        {
-            "source": "digits",
-            "sha256": "1" * 64,
-            "input_shape": [8, 8, 1],
-            "num_classes": 10,
-            "class_names": [str(i) for i in range(10)],
-            "sizes": {"train": 1079, "val": 359, "test": 359},
-        },
+        keys.DataSummary(
+            source="digits",
+            sha256="1" * 64,
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            class_names=tuple(str(i) for i in range(10)),
+            sizes={"train": 1079, "val": 359, "test": 359},
+        ).to_json(),
     )
-    study.set_user_attr(keys.OBJECTIVE, {"metric": "val_accuracy", "direction": "maximize"})
+    study.set_user_attr(keys.OBJECTIVE, keys.StoredObjective("val_accuracy", "maximize").to_json())
     distributions = {
         "backbone": CategoricalDistribution(["conv", "resnet"]),
         "depth": IntDistribution(1, 4),
@@ -85,14 +85,15 @@ def make_study(url: str, trials: int, seed: int = 0) -> None:
                 value=max(curve.values()) if state != TrialState.FAIL else None,
                 intermediate_values=curve if state != TrialState.FAIL else {},
                 user_attrs={
-                    keys.LAUNCH: {"slot": f"cpu{number % 2}", "host": "bench", "pid": 1},
-                    keys.RESULT: {
-                        "epochs_run": epochs,
-                        "best_epoch": epochs,
-                        "params_count": 20000 + number,
-                        "timings": {},
-                        "failure": "out of memory" if state == TrialState.FAIL else None,
-                    },
+                    keys.LAUNCH: keys.TrialLaunch(
+                        f"cpu{number % 2}", keys.Owner("bench", 1)
+                    ).to_json(),
+                    keys.RESULT: keys.TrialOutcome(
+                        epochs_run=epochs,
+                        best_epoch=epochs,
+                        params_count=20000 + number,
+                        failure="out of memory" if state == TrialState.FAIL else None,
+                    ).to_json(),
                 },
             )
         )

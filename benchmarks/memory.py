@@ -24,11 +24,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    from automl.storage.store import RESULT, StudyStore
+    from automl.storage import attributes as keys
+    from automl.storage.store import StudyStore
 
     def read_rss(summary: object) -> list[float]:
         study = StudyStore(summary.storage_url).load_study("memory")  # type: ignore[attr-defined]
-        return [t.user_attrs[RESULT]["worker_rss_mib"] for t in study.trials]
+        outcomes = [
+            keys.TrialOutcome.from_json(t.user_attrs.get(keys.RESULT)) for t in study.trials
+        ]
+        return [
+            o.worker_rss_mib for o in outcomes if o is not None and o.worker_rss_mib is not None
+        ]
 
     rss, _ = search_cnn(
         read_rss,
