@@ -11,17 +11,20 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automl.errors import UsageError
 from automl.spaces.hyperparameters import Kind, ParamSpec, Value
+
+if TYPE_CHECKING:
+    import optuna
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "qmc")
 PRUNERS = ("hyperband", "sha", "median", "percentile", "patient", "none")
 REDUCTION_FACTOR = 3
 
 
-def suggest(trial: Any, spec: ParamSpec) -> Value:
+def suggest(trial: optuna.Trial, spec: ParamSpec) -> Value:
     """Ask Optuna's trial for the value of one definition.
 
     Int and Float map to `suggest_int` / `suggest_float` (log scale or step); a log scale with a
@@ -43,7 +46,9 @@ def suggest(trial: Any, spec: ParamSpec) -> Value:
     return trial.suggest_float(spec.name, spec.low, spec.high, step=spec.step)
 
 
-def make_sampler(name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec] = ()) -> Any:
+def make_sampler(
+    name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec] = ()
+) -> optuna.samplers.BaseSampler:
     """An Optuna sampler by name.
 
     Args:
@@ -85,7 +90,7 @@ def make_sampler(name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec]
     raise UsageError(f"unknown --sampler {name!r}; use one of {', '.join(SAMPLERS)}.")
 
 
-def trial_seeded_random_sampler(seed: int) -> Any:
+def trial_seeded_random_sampler(seed: int) -> optuna.samplers.BaseSampler:
     """Optuna's random sampler, but each value drawn from (seed, trial number, parameter name).
 
     Optuna's own draws from one stream in the order values are asked for, and parallel trials
@@ -124,7 +129,7 @@ def grid_space(specs: Sequence[ParamSpec]) -> dict[str, list[Value]]:
     return space
 
 
-def make_pruner(name: str, *, epochs: int) -> Any:
+def make_pruner(name: str, *, epochs: int) -> optuna.pruners.BasePruner:
     """An Optuna pruner by name, with Hyperband's maximum resource set to `epochs`."""
     import optuna
 

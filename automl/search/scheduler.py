@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from automl.errors import AutoMLError, SpaceError
 from automl.search import engines
@@ -40,7 +40,7 @@ from automl.search.messages import (
     WorkerDied,
 )
 from automl.search.pool import Pool, WorkerHandle, describe_exit
-from automl.search.runner import Outcome
+from automl.search.runner import Outcome, TrialResult
 from automl.search.study import SearchStudy
 from automl.spaces.loader import Objective
 from automl.storage.artifacts import ArtifactStore
@@ -230,7 +230,7 @@ class Scheduler:
         handle.send(request)
         self.observer.trial_started(number, handle.slot.name)
 
-    def _epoch(self, handle: WorkerHandle, epoch: int, metrics: Any) -> None:
+    def _epoch(self, handle: WorkerHandle, epoch: int, metrics: Mapping[str, float]) -> None:
         running = self.running[handle.trial]  # type: ignore[index]
         running.epoch = epoch
         value = metrics.get(self.objective.metric)
@@ -242,7 +242,7 @@ class Scheduler:
         handle.send(Prune() if prune else Continue())
         self.observer.trial_epoch(running.trial.number, handle.slot.name, epoch, value)
 
-    def _done(self, handle: WorkerHandle, result: Any, rss: float) -> None:
+    def _done(self, handle: WorkerHandle, result: TrialResult, rss: float) -> None:
         number = handle.trial
         assert number is not None
         running = self.running.pop(number)

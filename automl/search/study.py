@@ -117,7 +117,9 @@ class SearchStudy:
         self._retried: set[int] = set()
 
     @classmethod
-    def open(cls, store: StudyStore, plan: StudyPlan, pruner: Any) -> tuple[SearchStudy, bool]:
+    def open(
+        cls, store: StudyStore, plan: StudyPlan, pruner: optuna.pruners.BasePruner
+    ) -> tuple[SearchStudy, bool]:
         """Create the study, or resume it after checking it is the same search.
 
         Returns:
@@ -259,7 +261,7 @@ class SearchStudy:
 
     # -- the study --------------------------------------------------------------------------
 
-    def use_sampler(self, sampler: Any) -> None:
+    def use_sampler(self, sampler: optuna.samplers.BaseSampler) -> None:
         self.study.sampler = sampler
 
     def record_parameters(self, specs: Sequence[ParamSpec]) -> None:
