@@ -14,10 +14,10 @@ TensorFlow and Keras are imported only where a model is built or run, never here
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from automl.errors import AutoMLError
+from automl.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -43,11 +43,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'automl' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
+__getattr__ = lazy_exports("automl", _HOMES)
 
 __all__ = [
     "AutoMLError",

@@ -6,8 +6,9 @@ is imported only inside worker processes and the trial runner.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from automl.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from automl.search.config import SearchConfig
@@ -31,11 +32,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'automl.search' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
+__getattr__ = lazy_exports("automl.search", _HOMES)
 
 __all__ = [
     "NullObserver",
