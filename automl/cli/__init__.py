@@ -27,6 +27,7 @@ from automl.cli import (
 )
 from automl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, make_console
 from automl.errors import AutoMLError
+from automl.storage.urls import redact_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,12 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:
         logger.setLevel(logging.DEBUG)
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Every message below passes through redact_text with the store's URL: an error from a
+    # driver or a library may quote it, password and all.
+    urls = (getattr(args, "storage", None) or "", os.environ.get("AUTOML_STORAGE", ""))
     try:
         return int(args.run(args, make_console()))
     except AutoMLError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc), *urls)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -98,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from automl.errors import one_line
 
         print(
-            f"error: unexpected {type(exc).__name__}: {one_line(exc)} "
+            f"error: unexpected {type(exc).__name__}: {redact_text(one_line(exc), *urls)} "
             "(run with --debug for the traceback)",
             file=sys.stderr,
         )

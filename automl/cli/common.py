@@ -131,8 +131,31 @@ def storage_url(args: argparse.Namespace) -> str:
 
 
 def storage_flag_suffix(args: argparse.Namespace) -> str:
-    """` --storage URL` to repeat in a suggested command, or nothing for the default store."""
-    return f" --storage {shlex.quote(args.storage)}" if args.storage else ""
+    """` --storage URL` to repeat in a suggested command, or nothing for the default store.
+
+    A URL with a password is never repeated (the terminal, its scroll-back and shell history
+    would keep it): the command reads it from `$AUTOML_STORAGE` instead.
+    """
+    from automl.storage.urls import url_has_secret
+
+    if not args.storage:
+        return ""
+    if url_has_secret(args.storage):
+        return ' --storage "$AUTOML_STORAGE"'
+    return f" --storage {shlex.quote(args.storage)}"
+
+
+def storage_flag_note(args: argparse.Namespace) -> str | None:
+    """The line that goes with `--storage "$AUTOML_STORAGE"` in suggested commands: which URL
+    to set it to, password hidden; None when the commands show the URL itself."""
+    from automl.storage.urls import redact_url, url_has_secret
+
+    if not args.storage or not url_has_secret(args.storage):
+        return None
+    return (
+        f"(with AUTOML_STORAGE set to your --storage URL, {redact_url(args.storage)}; its "
+        "password is not shown)"
+    )
 
 
 def cells(*values: object) -> list[Any]:

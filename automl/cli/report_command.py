@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from automl.cli.common import EXIT_OK, add_storage_argument, storage_url
+from automl.cli.common import EXIT_OK, add_storage_argument, storage_flag_suffix, storage_url
 from automl.cli.retrain_command import retrain_in_subprocess
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
 
     storage = storage_url(args)
     if args.retrain:
-        retrain_in_subprocess(console, args.study, storage)
+        retrain_in_subprocess(console, args.study, storage, storage_flag=storage_flag_suffix(args))
     path = write_report(args.study, storage=storage, output=args.output)
     console.print(f"Report: {path}", markup=False)
     if args.open:

@@ -6,12 +6,17 @@ Also how other commands retrain: `retrain_in_subprocess` runs this command in a 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from automl.cli.common import EXIT_OK, add_storage_argument, cells, count_arg, storage_url
 
 if TYPE_CHECKING:
+    import subprocess
+
     from rich.console import Console
 
 
@@ -110,23 +115,40 @@ def run_retrain(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def retrain_in_subprocess(console: Console, study: str, storage: str) -> None:
+def retrain_in_subprocess(
+    console: Console,
+    study: str,
+    storage: str,
+    *,
+    storage_flag: str = "",
+    run: Callable[..., subprocess.CompletedProcess[bytes]] | None = None,
+) -> None:
     """Run `automl retrain STUDY` in a fresh process (for `search` and `report --retrain`).
 
     TensorFlow stays out of the calling process (the scheduler's, or a report's). A failed
     retrain is reported and does not fail the caller: its report shows the search only.
+
+    Args:
+        console: where to print.
+        study: the study name.
+        storage: the storage URL. The child gets it in its environment (`AUTOML_STORAGE`):
+            a command line is visible to every local user (`ps`), a password included.
+        storage_flag: what the suggested command adds to name the store (never a password).
+            Defaults to `""`.
+        run: starts the child and waits for it (injectable for tests). Defaults to
+            `subprocess.run`.
     """
     import subprocess
-    import sys
 
     console.print(
         f"Retraining the winner of '{study}' on train + val, scoring it on test…", markup=False
     )
-    command = [sys.executable, "-m", "automl", "retrain", study, "--storage", storage]
-    completed = subprocess.run(command, check=False)
+    command = [sys.executable, "-m", "automl", "retrain", study]
+    env = {**os.environ, "AUTOML_STORAGE": storage}
+    completed = (run or subprocess.run)(command, env=env, check=False)
     if completed.returncode != 0:
         console.print(
             f"Retraining failed (exit code {completed.returncode}); the report shows "
-            "the search only. Run: automl retrain " + shlex.quote(study),
+            f"the search only. Run: automl retrain {shlex.quote(study)}{storage_flag}",
             markup=False,
         )

@@ -16,6 +16,7 @@ from automl.cli.common import (
     duration_arg,
     fmt,
     gpu_list,
+    storage_flag_note,
     storage_flag_suffix,
     storage_url,
 )
@@ -195,11 +196,16 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         raise
     finally:
         progress.close()
-    render_summary(console, summary, storage_flag=storage_flag_suffix(args))
+    storage_flag = storage_flag_suffix(args)
+    render_summary(
+        console, summary, storage_flag=storage_flag, storage_note=storage_flag_note(args)
+    )
     if summary.record.best() is None:
         return EXIT_ERROR if summary.stopped else EXIT_OK
     if args.executor == "keras" and not args.no_retrain:
-        retrain_in_subprocess(console, summary.study, summary.storage_url)
+        retrain_in_subprocess(
+            console, summary.study, summary.storage_url, storage_flag=storage_flag
+        )
     from automl.reports import write_report
 
     path = write_report(summary.study, storage=summary.storage_url)
@@ -207,7 +213,17 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def render_summary(console: Console, summary: Any, *, storage_flag: str) -> None:
+def render_summary(
+    console: Console, summary: Any, *, storage_flag: str, storage_note: str | None = None
+) -> None:
+    """The end of a search: counts, the best trial, and the commands to run next.
+
+    Args:
+        console: where to print.
+        summary: the search's `SearchSummary`.
+        storage_flag: what the suggested commands add to name the store (never a password).
+        storage_note: a line that explains `storage_flag`, or None. Defaults to `None`.
+    """
     record: StudyRecord = summary.record
     counts = record.counts()
     shown = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
@@ -239,6 +255,8 @@ def render_summary(console: Console, summary: Any, *, storage_flag: str) -> None
         f"automl export {study} -o exported/",
     ):
         console.print(f"  {command}{storage_flag}", markup=False)
+    if storage_note:
+        console.print(f"  {storage_note}", markup=False)
 
 
 # -- studies and show -----------------------------------------------------------------------------

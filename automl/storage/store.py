@@ -21,7 +21,7 @@ from automl.storage.artifacts import ArtifactStore
 from automl.storage.attributes import TrialLaunch, TrialOutcome
 from automl.storage.optuna_sql import StoreNotReady
 from automl.storage.records import StudyRecord, StudySummary, TrialRecord
-from automl.storage.urls import check_storage_url, check_study_name, redact_url
+from automl.storage.urls import check_storage_url, check_study_name, redact_text, redact_url
 
 if TYPE_CHECKING:
     import optuna
@@ -122,7 +122,8 @@ class StudyStore:
             ValueError,
         ) as exc:
             raise StoreError(
-                f"cannot open the study store {self.shown_url}: {redact_url(one_line(exc, 300))}"
+                f"cannot open the study store {self.shown_url}: "
+                f"{redact_text(one_line(exc, 300), self.url)}"
             ) from exc
 
     def _check_schema(self, engine_kwargs: dict[str, Any]) -> None:
@@ -171,7 +172,8 @@ class StudyStore:
                 return optuna_sql.study_summaries(connection, self.shown_url)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             raise StoreError(
-                f"cannot read the study store {self.shown_url}: {redact_url(one_line(exc, 200))}"
+                f"cannot read the study store {self.shown_url}: "
+                f"{redact_text(one_line(exc, 200), self.url)}"
             ) from exc
         finally:
             engine.dispose()
