@@ -62,12 +62,18 @@ def add_retrain(commands: Any) -> None:
         metavar="PATH",
         help="the space file, if it moved since the search (same content)",
     )
+    # Set by retrain_in_subprocess: the process this one must not outlive.
+    command.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     command.set_defaults(run=run_retrain)
 
 
 def run_retrain(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
+    if args.exit_with_parent is not None:
+        from automl.lifetime import exit_with_parent
+
+        exit_with_parent(args.exit_with_parent)
     from automl.deploy import retrain_study
 
     results = retrain_study(
@@ -126,7 +132,9 @@ def retrain_in_subprocess(
     """Run `automl retrain STUDY` in a fresh process (for `search` and `report --retrain`).
 
     TensorFlow stays out of the calling process (the scheduler's, or a report's). A failed
-    retrain is reported and does not fail the caller: its report shows the search only.
+    retrain is reported and does not fail the caller: its report shows the search only. The
+    child ends when this process does, even by `kill -9`: a stopped search leaves nothing
+    behind.
 
     Args:
         console: where to print.
@@ -143,7 +151,15 @@ def retrain_in_subprocess(
     console.print(
         f"Retraining the winner of '{study}' on train + val, scoring it on test…", markup=False
     )
-    command = [sys.executable, "-m", "automl", "retrain", study]
+    command = [
+        sys.executable,
+        "-m",
+        "automl",
+        "retrain",
+        study,
+        "--exit-with-parent",
+        str(os.getpid()),
+    ]
     env = {**os.environ, "AUTOML_STORAGE": storage}
     completed = (run or subprocess.run)(command, env=env, check=False)
     if completed.returncode != 0:

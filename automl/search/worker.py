@@ -13,7 +13,6 @@ import importlib
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from automl.errors import SpaceError, one_line
+from automl.lifetime import exit_with_parent as _exit_with_parent
 from automl.search.messages import (
     Answer,
     AnswerError,
@@ -273,28 +273,6 @@ def _make_executor(setup: WorkerSetup, slot: Slot) -> Executor:
     module_name, _, factory = setup.executor.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, factory)(setup, slot)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Die within a second when the scheduler dies, even `kill -9`: no orphan keeps a GPU."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if os.getppid() != parent_pid:
-        os._exit(3)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent_pid:
-                os._exit(3)
-
-    threading.Thread(target=watch, name="automl-parent-watch", daemon=True).start()
 
 
 def resident_mib() -> float:

@@ -1,0 +1,44 @@
+"""Child processes that end with the process that started them.
+
+Workers (started by the scheduler) and the retraining child (started by `automl search` and
+`automl report --retrain`) call `exit_with_parent` first thing: a `kill -9`, SIGTERM or crash of
+the parent must not leave a process behind that holds a GPU or writes to the store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+
+def exit_with_parent(parent_pid: int, *, interval: float = 0.5) -> None:
+    """Die within a second when the parent dies, even `kill -9`: no orphan keeps a GPU.
+
+    On Linux the kernel kills this process when its parent dies (`PR_SET_PDEATHSIG`); a thread
+    that polls the parent's id covers other systems, and a parent that died before this call.
+
+    Args:
+        parent_pid: the process id of the parent this process must not outlive.
+        interval: seconds between two looks at the parent. Defaults to `0.5`.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(3)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent_pid:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="automl-parent-watch", daemon=True).start()
