@@ -149,16 +149,25 @@ def _dataset(record: StudyRecord, path: Path) -> Dataset:
 
 
 def _space(record: StudyRecord, space_path: str | None) -> Space:
-    from automl.spaces import load_space
+    """The study's space, loaded only once its hash matches the stored one.
+
+    The path comes from the store (or --space); running the file is what loading it means, so
+    the hash is read first without running it: a store shared with others must not be able to
+    choose which local file runs.
+    """
+    from automl.spaces import load_space, read_space_settings
 
     path = space_path or record.space.path
+    changed = SpaceError(
+        f"{shown_path(path)}: the space file changed since study {record.name!r} was "
+        "searched; retraining needs the same file (restore it, or pass --space with the "
+        "original)."
+    )
+    if read_space_settings(path).sha256 != record.space.sha256:
+        raise changed
     space = load_space(path)
     if space.settings.sha256 != record.space.sha256:
-        raise SpaceError(
-            f"{shown_path(path)}: the space file changed since study {record.name!r} was "
-            "searched; retraining needs the same file (restore it, or pass --space with the "
-            "original)."
-        )
+        raise changed  # edited between the two reads
     return space
 
 
