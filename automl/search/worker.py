@@ -12,7 +12,6 @@ import gc
 import importlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -254,14 +253,11 @@ def _epoch_hook(conn: Any) -> EpochHook:
 
 def _redirect_output(path: Path) -> None:
     """Send this process's stdout and stderr (Python and C++) to a log file: Keras and
-    TensorFlow messages must not break the scheduler's display."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives with the process
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(handle.fileno(), 1)
-    os.dup2(handle.fileno(), 2)
-    sys.stdout = sys.stderr = handle
+    TensorFlow messages must not break the scheduler's display. The log is size-capped and
+    rotated (`automl.search.worker_logs`): a long search must not fill the disk with it."""
+    from automl.search.worker_logs import redirect_output
+
+    redirect_output(path)
     print(f"--- worker {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
 
 
