@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from automl.errors import AutoMLError, SpaceError
@@ -126,12 +126,23 @@ class Scheduler:
                 if not self.step(deadline):
                     break
         except KeyboardInterrupt:
-            self._record_interrupted()
+            self._end_running(FailureKind.INTERRUPTED, "interrupted (Ctrl-C)")
             raise
+        except OSError as exc:
+            # Disk full, a permission, a vanished folder: what is told is kept, the running
+            # trials are ended and re-queued, and the user gets one line.
+            what = f"cannot write {exc.filename}" if exc.filename else "a write failed"
+            reason = f"the search stopped: {what}: {exc.strerror or exc}"
+            self._end_running(FailureKind.ABORTED, reason)
+            raise AutoMLError(
+                f"{reason}; free disk space or fix the folder's permissions, then run the same "
+                "command again to resume."
+            ) from exc
         finally:
             self.pool.stop()
             self.checkpoints.prune(self.running)
         if self.fatal is not None:
+            self._end_running(FailureKind.ABORTED, f"the search stopped: {self.stopped}")
             raise self.fatal
 
     def step(self, deadline: float | None, *, timeout: float = 0.5) -> bool:
@@ -253,10 +264,8 @@ class Scheduler:
             handle.first_rss = rss
         seconds = self.clock() - running.started
         self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
-        if result.history:
-            self.artifacts.write_json(
-                self.artifacts.history_path(number), result.history, durable=False
-            )
+        result = judged(result)
+        # The store first: a file write that fails below must not lose the result.
         state = self.study.finish(running.trial, result, rss)
         if state.finished:
             self.finished += 1
@@ -286,6 +295,10 @@ class Scheduler:
         )
         if result.checkpoint is not None:
             self.checkpoints.prune(self.running)
+        if result.history:
+            self.artifacts.write_json(
+                self.artifacts.history_path(number), result.history, durable=False
+            )
         self._recycle_if_needed(handle, result.failure_kind is FailureKind.OOM, rss)
 
     def _recycle_if_needed(self, handle: WorkerHandle, oom: bool, rss: float) -> None:
@@ -344,15 +357,31 @@ class Scheduler:
                 "raise --max-failures."
             )
 
-    def _record_interrupted(self) -> None:
-        for running in self.running.values():
-            self.study.fail(
-                running.trial,
-                FailureKind.INTERRUPTED,
-                "interrupted (Ctrl-C)",
-                epochs_run=running.epoch,
-            )
+    def _end_running(self, kind: FailureKind, reason: str) -> None:
+        """Fail and re-queue every running trial (the search is stopping); best effort, so a
+        store that fails too still lets the others be recorded."""
+        for running in list(self.running.values()):
+            try:
+                self.study.fail(running.trial, kind, reason, epochs_run=running.epoch)
+            except Exception:
+                log.warning("could not record trial %d as %s", running.trial.number, kind.value)
         self.running.clear()
+
+
+def judged(result: TrialResult) -> TrialResult:
+    """The result as the study records it: a 'complete' trial that reported no epoch failed
+    (e.g. a space's own `fit` that drops the callbacks it is given)."""
+    if result.outcome is Outcome.COMPLETE and result.best_value is None:
+        return replace(
+            result, outcome=Outcome.FAILED, failure=NO_EPOCH, failure_kind=FailureKind.ERROR
+        )
+    return result
+
+
+NO_EPOCH = (
+    "the trial reported no epoch: fit() trained none, or a space's fit() did not pass the "
+    "callbacks it was given on to model.fit"
+)
 
 
 __all__ = ["Scheduler"]

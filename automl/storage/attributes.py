@@ -36,8 +36,8 @@ RETRY_OF = "automl:retry_of"  # int: the trial this one retries (set when it is 
 class FailureKind(str, Enum):
     """Why a trial failed.
 
-    The runner decides the first five; the scheduler the last three. The scheduler replaces a
-    worker after OOM and stops the search after FATAL.
+    The runner decides the first five; the scheduler the others. The scheduler replaces a
+    worker after OOM or a timeout and stops the search after FATAL.
     """
 
     BUILD = "build"  # `build(hp)` raised (a bad configuration)
@@ -48,6 +48,8 @@ class FailureKind(str, Enum):
     DIED = "died"  # the worker process died (killed, crashed)
     STALE = "stale"  # left RUNNING by a scheduler that stopped
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM while it ran
+    ABORTED = "aborted"  # the search stopped on an error while it ran (e.g. a failed write)
+    TIMEOUT = "timeout"  # it ran past its deadline (hung input pipeline, device)
 
     @classmethod
     def parse(cls, value: object) -> FailureKind | None:

@@ -520,3 +520,39 @@ def test_a_finished_trial_is_told_before_its_event(make: Callable[..., Setup]) -
     setup.events.trial_finished = record  # type: ignore[method-assign]
     setup.scheduler.run(None, interrupted=never)
     assert seen == [TrialState.COMPLETE]
+
+
+# -- issue 16: nothing lost -------------------------------------------------------------------------
+
+
+def test_a_failed_history_write_loses_no_result_and_leaves_nothing_running(
+    make: Callable[..., Setup], tmp_path: Path
+) -> None:
+    # Disk full or a permission error while a finished trial's files are written: its result is
+    # already in the store, the other running trial is failed and re-queued, one clear error.
+    setup = make(slots=2, trials=4)
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "histories").write_text("not a folder")  # every history write fails
+    with pytest.raises(AutoMLError, match=r"^the search stopped: cannot write .*histories") as e:
+        setup.scheduler.run(None, interrupted=never)
+    assert e.value.exit_code == 1 and "\n" not in str(e.value)
+    assert len(setup.trials(State.COMPLETE)) == 1  # told to the store before the file
+    assert not setup.trials(State.RUNNING)
+    stopped = setup.trials(State.FAIL)
+    assert len(stopped) == 1 and setup.outcome(stopped[0].number).failure_kind is (
+        FailureKind.ABORTED
+    )
+    assert len(setup.trials(State.WAITING)) == 1  # re-queued for the next run
+    assert setup.pool.stopped
+
+
+def test_a_trial_that_reports_no_epoch_is_a_counted_failure(make: Callable[..., Setup]) -> None:
+    # E.g. a Keras-Tuner-style fit() that drops `callbacks`: no epoch ever reaches us.
+    def no_epochs(number: int, x: float) -> TrialResult:
+        return TrialResult(Outcome.COMPLETE, {"x": x}, [], None, None, 10)
+
+    setup = make(trials=10, max_failures=3, plan=lambda index: {"result": no_epochs})
+    with pytest.raises(AutoMLError, match=r"3 consecutive trials failed \(last: .*no epoch"):
+        setup.scheduler.run(None, interrupted=never)
+    assert len(setup.trials(State.FAIL)) == 3
+    assert "no epoch" in (setup.outcome(0).failure or "")
