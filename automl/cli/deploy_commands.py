@@ -25,7 +25,9 @@ def add_export(commands: Any) -> None:
         help="export the best model (.keras, SavedModel, TFLite, ONNX) with a model card",
         description=(
             "Export the retrained winner (or, if there is none, the best trial's checkpoint). "
-            "Each format is checked against the Keras model; the folder is replaced atomically."
+            "Each format is checked against the Keras model; the folder is replaced atomically. "
+            "-o must be a new or empty folder, or an earlier export (recognised by its "
+            "model_card.json); anything else is refused, untouched."
         ),
     )
     command.add_argument("study", metavar="STUDY", help="the study name")
@@ -34,7 +36,7 @@ def add_export(commands: Any) -> None:
         "--output",
         required=True,
         metavar="DIR",
-        help="the export folder (replaced atomically if it exists)",
+        help="the export folder: new, empty, or an earlier export (replaced atomically)",
     )
     add_storage_argument(command)
     command.add_argument(

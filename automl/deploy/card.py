@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 CARD_FILE = "model_card.json"
 README_FILE = "README.md"
 VERSIONED = ("automl-keras", "tensorflow", "keras", "numpy")
+CARD_KEYS = frozenset(
+    {"study", "trial", "model", "class_names", "input", "files", "parity_max_abs_difference"}
+)
+"""Keys every card `model_card` has ever written: a card with all of them is taken as ours."""
 
 
 def model_card(
@@ -120,3 +124,30 @@ def write_card(folder: Path, card: Mapping[str, Any]) -> None:
     """Write `model_card.json` and `README.md` into the export folder."""
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
     (folder / README_FILE).write_text(readme(card), encoding="utf-8")
+
+
+def read_card(folder: Path) -> dict[str, Any] | None:
+    """The model card of an earlier export in `folder`, or None if there is none that is ours.
+
+    Ours means: `model_card.json` is a file (not a link) holding a JSON object with every key
+    of `CARD_KEYS`, and its `files` maps format names to file names.
+    """
+    path = folder / CARD_FILE
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(card, dict) or not card.keys() >= CARD_KEYS:
+        return None
+    files = card["files"]
+    if not isinstance(files, dict) or not all(isinstance(f, str) for f in files.values()):
+        return None
+    return card
+
+
+def export_entries(card: Mapping[str, Any]) -> frozenset[str]:
+    """The names an export folder with this card holds: the card, the README and each format's
+    file or folder."""
+    return frozenset({CARD_FILE, README_FILE, *(f.rstrip("/") for f in card["files"].values())})

@@ -7,6 +7,11 @@ graph is free of them. Each format is loaded back and run on test images; a floa
 outputs differ from the Keras model by more than `FLOAT_TOLERANCE` fails the export. The folder
 is written beside the destination and swapped into place only when complete
 (`automl.storage.atomic`): an interrupted or failed export leaves the previous one intact.
+
+The destination is replaced only if it is missing, empty, or an earlier export (recognised by
+its model card, holding nothing the card does not list); the working folder, the store and the
+study's artifacts, and any folder holding them, are refused. Anything else is refused before any
+work, with nothing touched: an export never deletes what it did not write.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from automl.deploy.card import model_card, write_card
+from automl.deploy.card import export_entries, model_card, read_card, write_card
 from automl.deploy.formats import (
     FORMATS,
     QUANTIZATIONS,
@@ -96,10 +101,10 @@ def export_study(
     step = on_step or (lambda _: None)
     chosen = _check_formats(formats, quantize)
     destination = Path(output)
-    _check_destination(destination)
     store = StudyStore(storage)
-    record = store.record(study)
     artifacts = store.artifacts(study)
+    target = _check_destination(destination, _kept_safe(study, store, artifacts.root))
+    record = store.record(study)
     source = _choose_source(record, store, artifacts, trial)
     from automl.data import load_saved_dataset
     from automl.tfruntime import import_tensorflow
@@ -116,7 +121,7 @@ def export_study(
     parity: dict[str, float] = {}
     notes: list[str] = []
     try:
-        with atomic_folder(destination) as staging:
+        with atomic_folder(target) as staging:
             request = WriteRequest(model, staging, dataset, quantize)
             exact: list[str] = []
             for form in chosen:
@@ -149,6 +154,9 @@ def export_study(
                 quantized_change=quantized_change,
             )
             write_card(staging, card)
+            # Checked again: the export took minutes, and the user may have put something in
+            # the folder meanwhile. Failing here removes only the staging folder.
+            _check_replaceable(destination, target)
     except OSError as exc:
         raise UsageError(
             f"-o {shown_path(destination)}: writing the export failed ({exc.strerror or exc}); "
@@ -188,10 +196,80 @@ def _check_formats(formats: Sequence[str], quantize: str) -> list[Format]:
     return [form for name, form in FORMATS.items() if name in chosen]
 
 
-def _check_destination(destination: Path) -> None:
+_LISTED = 3
+_FIX = "give a new or empty folder for the export, e.g. exported/"
+
+
+def _kept_safe(study: str, store: StudyStore, artifacts: Path) -> dict[Path, str]:
+    """What an export must never replace, nor any folder holding it, with how messages name it
+    (the first that applies is named)."""
+    kept: dict[Path, str] = {}
+    if store.sqlite_path is not None:
+        kept[store.sqlite_path] = f"the study store ({shown_path(store.sqlite_path)})"
+    kept[artifacts] = f"the artifacts of study {study!r} ({shown_path(artifacts)})"
+    return kept
+
+
+def _check_destination(destination: Path, kept_safe: Mapping[Path, str]) -> Path:
+    """Refuse, before any work, a destination the export may not replace; return it resolved.
+
+    Args:
+        destination: the folder given as `-o`.
+        kept_safe: paths that neither the destination nor anything it holds may be (besides
+            the working folder), with their names for the message.
+
+    Raises:
+        UsageError: a link, a file, the working folder, a folder holding the store or the
+            artifacts, a missing or unwritable parent, or a folder that is not an export.
+    """
+    shown = shown_path(destination)
+    if destination.is_symlink():
+        raise UsageError(
+            f"-o {shown}: is a symbolic link; give the folder it points to "
+            f"({shown_path(destination.resolve())}), or a new or empty folder."
+        )
     if destination.exists() and not destination.is_dir():
-        raise UsageError(f"-o {shown_path(destination)}: is a file; give a folder for the export.")
-    check_output_folder(destination, destination.resolve().parent)
+        raise UsageError(f"-o {shown}: is a file; give a folder for the export.")
+    target = destination.resolve()
+    # Swapping out the working folder would also leave this process in a deleted folder.
+    here = Path.cwd().resolve()
+    if here.is_relative_to(target):
+        verb = "is" if here == target else "holds"
+        raise UsageError(f"-o {shown}: {verb} the working folder; {_FIX}.")
+    for path, name in kept_safe.items():
+        if path.resolve().is_relative_to(target):
+            raise UsageError(f"-o {shown}: holds {name}; {_FIX}.")
+    check_output_folder(destination, target.parent)
+    _check_replaceable(destination, target)
+    return target
+
+
+def _check_replaceable(destination: Path, target: Path) -> None:
+    """Refuse a destination that holds anything but an earlier export.
+
+    Raises:
+        UsageError: naming the first entries that are not an export's.
+    """
+    if not target.is_dir():
+        return
+    entries = sorted(entry.name for entry in target.iterdir())
+    if not entries:
+        return
+    card = read_card(target)
+    if card is None:
+        what, fix = "not an automl export", "give an empty or new folder, or remove them"
+        foreign = entries
+    else:
+        what, fix = "not part of its automl export", "move them out, or give an empty or new folder"
+        foreign = [entry for entry in entries if entry not in export_entries(card)]
+        if not foreign:
+            return
+    listed = ", ".join(foreign[:_LISTED]) + (
+        f", … {len(foreign) - _LISTED} more" if len(foreign) > _LISTED else ""
+    )
+    raise UsageError(
+        f"-o {shown_path(destination)}: the folder holds files that are {what} ({listed}); {fix}."
+    )
 
 
 def _choose_source(

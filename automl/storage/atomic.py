@@ -5,6 +5,11 @@ want one (`atomic_path`, e.g. `model.save`), and a whole folder swapped into pla
 (`atomic_folder`). All follow the same steps: write beside the target (same file system, so the
 rename is atomic), fsync what was written, rename, then fsync the parent folder so the rename
 itself survives a power cut.
+
+A folder swap stages in `.<name>.tmp-<pid>/`, which holds a marker file (`STAGING_MARKER`)
+written when it is created, the new folder (`new/`) and, during a swap without a one-step
+exchange, the previous folder (`previous/`). A later run removes a staging folder only if its
+process is gone and it holds the marker: a folder that merely looks like one is never touched.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from automl.errors import UsageError, shown_path
 
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux): swap two paths in one step
 _AT_FDCWD = -100
+_STAGING_INFIX = ".tmp-"
+
+STAGING_MARKER = ".automl-staging"
+"""The file that marks a staging folder as made by `atomic_folder` (and so safe to remove)."""
 
 
 def check_output_folder(given: Path, folder: Path) -> None:
@@ -84,32 +93,51 @@ def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_folder(destination: Path) -> Iterator[Path]:
-    """A fresh staging folder beside `destination`, swapped into place when the block ends.
+    """A fresh folder to fill, swapped into the place of `destination` when the block ends.
 
-    The staging folder is `.<name>.tmp-<pid>`; what an interrupted earlier run left beside the
-    destination (its process gone) is removed first. On success every file and folder staged is
-    fsynced, the staging folder takes the destination's place (an existing destination is
-    exchanged in one step where Linux allows it, then removed), and the parent folder is
-    fsynced. If the block raises, the staging folder is removed and the destination is left as
-    it was.
+    First, what an interrupted earlier run left beside the destination (its process gone, its
+    staging folder marked as ours) is cleaned up: a previous folder it had moved aside is put
+    back if the destination is missing, then the rest is removed. On success every file and
+    folder staged is fsynced, the new folder takes the destination's place (an existing
+    destination is exchanged in one step where Linux allows it, else moved aside into the
+    staging folder first), the staging folder with the previous content is removed, and the
+    parent folder is fsynced. If the block raises, the staging folder is removed and the
+    destination is left as it was.
 
     Args:
         destination: the folder to replace or create; its parent must exist.
 
     Yields:
-        The empty staging folder.
+        The empty folder to fill (inside the staging folder `.<name>.tmp-<pid>`).
+
+    Raises:
+        UsageError: a folder that is not ours already has this process's staging name.
     """
-    _remove_stale_staging(destination)
-    staging = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    _clean_stale_staging(destination)
+    staging = destination.with_name(f".{destination.name}{_STAGING_INFIX}{os.getpid()}")
     try:
-        yield staging
-        _fsync_tree(staging)
-        _swap_into_place(staging, destination)
+        staging.mkdir()
+    except FileExistsError:
+        # Not ours (ours would have been marked and removed above): never reuse or remove it.
+        raise UsageError(
+            f"{shown_path(staging)}: a folder that automl did not make has the name it stages "
+            f"{shown_path(destination)} under; move or rename it, then try again."
+        ) from None
+    try:
+        (staging / STAGING_MARKER).write_text(
+            f"automl staging folder for {destination.name}, process {os.getpid()}\n",
+            encoding="utf-8",
+        )
+        new = staging / "new"
+        new.mkdir()
+        yield new
+        _fsync_tree(new)
+        _swap_into_place(new, destination, aside=staging / "previous")
     except BaseException:
+        _restore_previous(staging, destination)
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shutil.rmtree(staging, ignore_errors=True)  # with the previous folder, if there was one
     _fsync(destination.parent)
 
 
@@ -129,33 +157,57 @@ def _fsync_tree(folder: Path) -> None:
     _fsync(folder)
 
 
-def _remove_stale_staging(destination: Path) -> None:
-    """Remove what an interrupted swap left beside the destination (its process is gone)."""
-    for leftover in destination.parent.glob(f".{destination.name}.*-*"):
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
+def _clean_stale_staging(destination: Path) -> None:
+    """Clean up after runs that died while swapping `destination`: only marked staging folders
+    whose process is gone. A previous folder one had moved aside goes back into place when the
+    destination is missing (the kill came between the two renames), so it is never lost."""
+    prefix = f".{destination.name}{_STAGING_INFIX}"
+    for leftover in destination.parent.iterdir():  # not glob: the name may hold [ ] * ?
+        pid = leftover.name.removeprefix(prefix)
+        marker = leftover / STAGING_MARKER
+        if not leftover.name.startswith(prefix) or not pid.isdigit():
             continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(leftover, ignore_errors=True)
-        except PermissionError:
+        if leftover.is_symlink() or marker.is_symlink():
             continue
+        if not marker.is_file():
+            continue  # not made by atomic_folder: perhaps the user's, never removed
+        # Our own pid is in the name of a process that died before we got it (this process
+        # has not staged yet); any other live process may still be swapping.
+        if int(pid) != os.getpid() and _is_running(int(pid)):
+            continue
+        _restore_previous(leftover, destination)
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _swap_into_place(staging: Path, destination: Path) -> None:
-    """Put `staging` at `destination`; an existing destination is exchanged atomically (Linux
-    renameat2) and then removed, so a reader sees the old folder or the new, never neither."""
+def _restore_previous(staging: Path, destination: Path) -> None:
+    """Put back the previous folder a swap had moved aside, if the new one never took its
+    place (the swap was killed or failed between its two renames)."""
+    previous = staging / "previous"
+    if previous.is_dir() and not destination.exists():
+        os.replace(previous, destination)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _swap_into_place(new: Path, destination: Path, *, aside: Path) -> None:
+    """Put `new` at `destination`. An existing destination is exchanged with `new` atomically
+    (Linux renameat2), so a reader sees the old folder or the new, never neither; elsewhere it
+    is first moved to `aside`, inside the marked staging folder, where a later run finds it."""
     if not destination.exists():
-        os.replace(staging, destination)
+        os.replace(new, destination)
         return
-    if _exchange(staging, destination):
-        shutil.rmtree(staging, ignore_errors=True)  # now holds the previous folder
-        return
-    previous = destination.with_name(f".{destination.name}.old-{os.getpid()}")
-    os.replace(destination, previous)
-    os.replace(staging, destination)
-    shutil.rmtree(previous, ignore_errors=True)
+    if _exchange(new, destination):
+        return  # `new` now holds the previous folder, removed with the staging folder
+    os.replace(destination, aside)
+    os.replace(new, destination)
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -261,6 +261,34 @@ def test_predict_library_matches_the_cli(plain_study: Path, exported: Path) -> N
     assert [r.path for r in results] == paths and all(r.error is None for r in results)
 
 
+def test_a_file_put_in_the_folder_during_the_export_is_not_deleted(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder is checked again just before the swap: a file the user saved into an earlier
+    export while the new one was being written stops the export, and survives."""
+    from automl.deploy import export_study
+    from automl.errors import UsageError
+
+    monkeypatch.chdir(plain_study)
+    assert main(["export", "space", "-o", "again", "--format", "keras"]) == 0
+    folder = plain_study / "again"
+
+    def meanwhile(_: str) -> None:
+        (folder / "notes.txt").write_text("written during the export")
+
+    before = {**_tree(folder), "notes.txt": b"written during the export"}
+    with pytest.raises(UsageError, match=r"not part of its automl export \(notes.txt\)"):
+        export_study(
+            "space",
+            storage="sqlite:///runs/automl.db",
+            output="again",
+            formats=["keras"],
+            on_step=meanwhile,
+        )
+    assert _tree(folder) == before
+    assert not list(plain_study.glob(".*.tmp-*"))
+
+
 def test_export_errors(
     plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -273,6 +301,111 @@ def test_export_errors(
     assert "has no trial 99" in capsys.readouterr().err
     assert main(["predict", "runs", "a.png"]) == 2
     assert "not an automl export" in capsys.readouterr().err
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` with its content (None for a folder), to compare before and
+    after. SQLite's own side files come and go with any reader, so they are left out."""
+    return {
+        str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if not path.name.endswith(("-wal", "-shm", "-journal"))
+    }
+
+
+def _make_keep(study: Path) -> str:
+    (study / "keep").mkdir(exist_ok=True)
+    (study / "keep" / "important.txt").write_text("x\n")
+    return "keep"
+
+
+def _make_file(study: Path) -> str:
+    (study / "notes.txt").write_text("my notes\n")
+    return "notes.txt"
+
+
+def _make_export_with_a_user_file(study: Path) -> str:
+    """A copy of a real export's card and README beside the user's own file."""
+    folder = study / "export-plus"
+    folder.mkdir(exist_ok=True)
+    card = {**_card(study / "exported"), "files": {"keras": "model.keras"}}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    (folder / "README.md").write_text("readme\n")
+    (folder / "model.keras").write_bytes(b"model")
+    (folder / "important.txt").write_text("x\n")
+    return "export-plus"
+
+
+def _make_foreign_card(study: Path) -> str:
+    """A folder with a `model_card.json` that is not ours (another tool's card)."""
+    folder = study / "other-card"
+    folder.mkdir(exist_ok=True)
+    (folder / "model_card.json").write_text(json.dumps({"name": "resnet", "license": "mit"}))
+    (folder / "weights.bin").write_bytes(b"weights")
+    return "other-card"
+
+
+def _make_broken_card(study: Path) -> str:
+    folder = study / "broken-card"
+    folder.mkdir(exist_ok=True)
+    (folder / "model_card.json").write_text("{not json")
+    return "broken-card"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            _make_keep,
+            "-o keep: the folder holds files that are not an automl export (important.txt)",
+        ),
+        (lambda study: ".", "-o .: is the working folder"),
+        (lambda study: "..", "-o ..: holds the working folder"),
+        (lambda study: "runs", "-o runs: holds the study store"),
+        (lambda study: "runs/space", "-o runs/space: holds the artifacts of study 'space'"),
+        (_make_file, "-o notes.txt: is a file"),
+        (_make_export_with_a_user_file, "not part of its automl export (important.txt)"),
+        (_make_foreign_card, "not an automl export (model_card.json, weights.bin)"),
+        (_make_broken_card, "not an automl export (model_card.json)"),
+    ],
+    ids=["keep", "dot", "parent", "store", "artifacts", "file", "export-plus", "foreign", "broken"],
+)
+def test_export_refuses_a_folder_that_is_not_an_export(
+    plain_study: Path,
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    make: object,
+    message: str,
+) -> None:
+    """Export replaces only a missing or empty folder or an earlier export; anything else is
+    refused with one line (exit 2), and nothing is touched: not the folder, not its
+    neighbours, no staging folder left behind."""
+    monkeypatch.chdir(plain_study)
+    assert callable(make)
+    output = make(plain_study)
+    watched = plain_study.parent if output == ".." else plain_study
+    before = _tree(watched)
+    capsys.readouterr()
+    assert main(["export", "space", "-o", output, "--format", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert _tree(watched) == before
+    assert not list(plain_study.glob(".*.tmp-*"))
+
+
+def test_export_into_an_empty_folder(plain_study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(plain_study)
+    (plain_study / "empty").mkdir()
+    assert main(["export", "space", "-o", "empty", "--format", "keras"]) == 0
+    assert set(os.listdir(plain_study / "empty")) == {"model.keras", "model_card.json", "README.md"}
+    assert main(["export", "space", "-o", "empty", "--format", "tflite"]) == 0  # an earlier export
+    assert set(os.listdir(plain_study / "empty")) == {
+        "model.tflite",
+        "model_card.json",
+        "README.md",
+    }
 
 
 def test_onnx_without_the_extra_says_how_to_get_it(
@@ -317,7 +450,7 @@ def test_interrupted_export_leaves_the_previous_one(plain_study: Path) -> None:
     )
     staging = plain_study / f".atomic.tmp-{process.pid}"
     deadline = time.monotonic() + 120
-    while not (staging / "model.keras").exists() and time.monotonic() < deadline:
+    while not (staging / "new" / "model.keras").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert staging.exists(), "the export never started writing"
     process.send_signal(signal.SIGKILL)
