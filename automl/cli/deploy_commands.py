@@ -128,8 +128,9 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
     from automl.deploy.predict import Predictor
 
     predictor = Predictor(args.directory, backend=args.backend)
-    results = predictor.predict_files(args.images, top_k=args.top_k)
-    for result in results:
+    failed = False
+    for result in predictor.iter_predictions(args.images, top_k=args.top_k):
+        failed = failed or result.error is not None
         if args.json:
             payload: dict[str, Any] = {"file": result.path}
             if result.error:
@@ -144,4 +145,4 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
         else:
             shown = ", ".join(f"{c} ({p:.3f})" for c, p in result.top)
             console.print(f"{result.path}: {shown}", markup=False)
-    return EXIT_ERROR if any(r.error for r in results) else EXIT_OK
+    return EXIT_ERROR if failed else EXIT_OK

@@ -2,27 +2,32 @@
 
 Reads `model_card.json` for the input shape, channels and class names; runs `model.keras`
 (or `model.tflite`) through the same format objects export checked it with
-(`automl.deploy.formats`). A file that cannot be read is reported on its own; the rest are
-predicted.
+(`automl.deploy.formats`). A file that cannot be read (missing, truncated, not an image, or a
+decompression bomb: a few bytes declaring more pixels than Pillow's limit) is reported on its
+own; the rest are predicted, `BATCH_SIZE` images at a time, so memory does not grow with the
+number of files.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from automl.deploy.card import CARD_FILE
+from automl.deploy.card import CARD_FILE, read_card
 from automl.deploy.formats import FORMATS
 from automl.errors import UsageError, shown_path
 
 BACKENDS = ("keras", "tflite")
 """The formats predict runs when no backend is named, in order of preference."""
+
+BATCH_SIZE = 64
+"""Images decoded and run together; only one batch of pixels is in memory at a time."""
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,13 @@ class Predictor:
 
     def __init__(self, directory: str | os.PathLike[str], backend: str | None = None) -> None:
         self.directory = Path(directory)
-        card_path = self.directory / CARD_FILE
-        if not card_path.is_file():
+        card = read_card(self.directory)
+        if card is None:
             raise UsageError(
-                f"{shown_path(self.directory)}: not an automl export (no model_card.json); give "
-                "the folder written by automl export."
+                f"{shown_path(self.directory)}: not an automl export (no readable "
+                f"{CARD_FILE}); give the folder written by automl export."
             )
-        self.card = json.loads(card_path.read_text(encoding="utf-8"))
+        self.card = card
         self.class_names = list(self.card["class_names"])
         self.height, self.width, self.channels = self.card["input"]["shape"]
         files = self.card.get("files", {})
@@ -69,40 +74,87 @@ class Predictor:
         self._model: Any = self._format.load(self.directory)
 
     def preprocess(self, path: str | os.PathLike[str]) -> np.ndarray:
-        """float32 pixels in [0, 255], resized (bilinear) and with the training channels."""
+        """float32 pixels in [0, 255], resized (bilinear) and with the training channels.
+
+        Raises:
+            PIL.Image.DecompressionBombWarning: the file declares more pixels than Pillow's
+                limit (raised, not warned: it would be decoded whole otherwise).
+            PIL.Image.DecompressionBombError: the file declares over twice that.
+            OSError: missing, unreadable, truncated or not an image.
+        """
         from PIL import Image
 
-        with Image.open(path) as image:
-            image.seek(0)
-            converted = image.convert("RGB" if self.channels == 3 else "L")
-            if converted.size != (self.width, self.height):
-                converted = converted.resize((self.width, self.height), Image.Resampling.BILINEAR)
-            array = np.asarray(converted, dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)
+                converted = image.convert("RGB" if self.channels == 3 else "L")
+        if converted.size != (self.width, self.height):
+            converted = converted.resize((self.width, self.height), Image.Resampling.BILINEAR)
+        array = np.asarray(converted, dtype=np.float32)
         return array if self.channels == 3 else array[..., np.newaxis]
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of preprocessed images."""
         return self._format.run(self._model, images)
 
-    def predict_files(self, paths: Sequence[str], top_k: int = 1) -> list[Prediction]:
-        """Top-k classes of each image; unreadable files get an error, the rest are predicted."""
-        ready: list[tuple[str, np.ndarray]] = []
-        results: dict[str, Prediction] = {}
-        for path in paths:
-            try:
-                ready.append((path, self.preprocess(path)))
-            except FileNotFoundError:
-                results[path] = Prediction(path, error="no such file")
-            except (OSError, ValueError, SyntaxError) as exc:
-                results[path] = Prediction(
-                    path, error=f"not a readable image ({type(exc).__name__})"
-                )
-        if ready:
-            probabilities = self.predict_arrays(np.stack([image for _, image in ready]))
-            k = max(1, min(top_k, len(self.class_names)))
-            for (path, _), row in zip(ready, probabilities, strict=True):
+    def predict_files(
+        self, paths: Sequence[str], top_k: int = 1, batch_size: int = BATCH_SIZE
+    ) -> list[Prediction]:
+        """Top-k classes of each image; unreadable files get an error, the rest are predicted.
+
+        Args:
+            paths: the image files, in the order results are returned.
+            top_k: how many classes to give per image. Defaults to 1.
+            batch_size: images decoded and run together. Defaults to `BATCH_SIZE`.
+        """
+        return list(self.iter_predictions(paths, top_k, batch_size))
+
+    def iter_predictions(
+        self, paths: Sequence[str], top_k: int = 1, batch_size: int = BATCH_SIZE
+    ) -> Iterator[Prediction]:
+        """`predict_files`, one result at a time as each batch is done."""
+        from PIL import Image
+
+        # What Pillow raises for a file that is not a readable image; anything else is a bug.
+        unreadable = (
+            OSError,
+            ValueError,
+            SyntaxError,
+            EOFError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        )
+        k = max(1, min(top_k, len(self.class_names)))
+        size = max(1, batch_size)
+        for start in range(0, len(paths), size):
+            batch = paths[start : start + size]
+            ready: list[tuple[str, np.ndarray]] = []
+            failed: dict[int, Prediction] = {}
+            for index, path in enumerate(batch):
+                try:
+                    ready.append((path, self.preprocess(path)))
+                except unreadable as exc:
+                    failed[index] = Prediction(path, error=_why_unreadable(exc))
+            rows = iter(self.predict_arrays(np.stack([x for _, x in ready])) if ready else [])
+            for index, path in enumerate(batch):
+                if index in failed:
+                    yield failed[index]
+                    continue
+                row = next(rows)
                 best = np.argsort(row)[::-1][:k]
-                results[path] = Prediction(
-                    path, [(self.class_names[i], float(row[i])) for i in best]
-                )
-        return [results[path] for path in paths]
+                yield Prediction(path, [(self.class_names[i], float(row[i])) for i in best])
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """Why a file could not be read, for its line of output."""
+    from PIL import Image
+
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return (
+            f"not a readable image (it declares more than {Image.MAX_IMAGE_PIXELS} pixels: a "
+            "possible decompression bomb, not decoded)"
+        )
+    return f"not a readable image ({type(exc).__name__})"

@@ -14,6 +14,7 @@ from automl.data import DataOptions, load_dataset, load_saved_dataset, save_data
 from automl.errors import DataError
 
 from ..images import make_folder, write_png
+from .lying_images import WARNING_SIDE, write_bomb, write_not_an_image, write_truncated
 
 
 def test_digits_is_split_stratified_with_a_seed() -> None:
@@ -133,6 +134,30 @@ def test_images_over_the_pixel_limit(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "imgs")
     with pytest.raises(DataError, match=r"16×16 is over the 200-pixel limit"):
         load_dataset(str(root), DataOptions(max_pixels=200))
+
+
+@pytest.mark.parametrize("max_pixels", [None, 10**9], ids=["our-limit", "pillow-limit"])
+def test_decompression_bombs_and_lying_files_are_listed_per_file(
+    tmp_path: Path, max_pixels: int | None
+) -> None:
+    """A few bytes declaring 20000×20000 (or 12000×12000) px are reported by path like any bad
+    file, whether our pixel limit or Pillow's own bomb check catches them first; the rest
+    load."""
+    root = make_folder(tmp_path / "imgs")
+    write_bomb(root / "cat" / "bomb.png")
+    write_bomb(root / "dog" / "warning-bomb.png", WARNING_SIDE)
+    write_truncated(root / "cat" / "truncated.png")
+    write_not_an_image(root / "dog" / "notes.jpg")
+    options = DataOptions() if max_pixels is None else DataOptions(max_pixels=max_pixels)
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(root), options)
+    message = str(caught.value)
+    assert "4 bad image file(s)" in message and "\n" not in message
+    for name in ("bomb.png", "warning-bomb.png", "truncated.png", "notes.jpg"):
+        assert name in message
+    data = load_dataset(str(root), DataOptions(skip_bad_images=True, max_pixels=options.max_pixels))
+    assert "skipped 4 bad file(s)" in data.notes
+    assert sum(data.sizes().values()) == 12
 
 
 @pytest.mark.parametrize(

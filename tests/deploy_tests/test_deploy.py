@@ -17,6 +17,12 @@ from PIL import Image
 from automl.cli import main
 
 from ..conftest import REPO
+from ..data_tests.lying_images import (
+    WARNING_SIDE,
+    write_bomb,
+    write_not_an_image,
+    write_truncated,
+)
 from ..test_trial_cli import automl
 
 PLAIN = """
@@ -287,6 +293,73 @@ def test_a_file_put_in_the_folder_during_the_export_is_not_deleted(
         )
     assert _tree(folder) == before
     assert not list(plain_study.glob(".*.tmp-*"))
+
+
+def test_predict_reports_lying_images_per_file(
+    plain_study: Path,
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A decompression bomb, a truncated PNG and text named .jpg are each reported on their
+    own line; the good images around them are predicted; the exit code says some failed."""
+    monkeypatch.chdir(plain_study)
+    good = _images(plain_study)[:2]
+    lying = plain_study / "lying"
+    paths = [
+        good[0],
+        str(write_bomb(lying / "bomb.png")),
+        str(write_bomb(lying / "warning-bomb.png", WARNING_SIDE)),
+        str(write_truncated(lying / "truncated.png")),
+        str(write_not_an_image(lying / "notes.jpg")),
+        good[1],
+    ]
+    capsys.readouterr()
+    for backend in ("keras", "tflite"):
+        assert main(["predict", exported.name, *paths, "--json", "--backend", backend]) == 1
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [line["file"] for line in lines] == paths
+        assert "predictions" in lines[0] and "predictions" in lines[-1]
+        for line in lines[1:-1]:
+            assert line["error"].startswith("not a readable image"), line
+        assert "decompression bomb" in lines[1]["error"]
+        assert "decompression bomb" in lines[2]["error"]
+
+
+def test_predict_in_batches_matches_one_by_one(plain_study: Path, exported: Path) -> None:
+    """More images than one batch: the model sees batches no larger than the batch size (so
+    memory does not grow with the number of files), and every result is the one the image
+    gets on its own."""
+    from automl.deploy import Predictor
+
+    folder = plain_study / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(70):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), "L").save(folder / f"{i}.png")
+        paths.append(str(folder / f"{i}.png"))
+    (folder / "bad.png").write_bytes(b"not a png")
+    paths.insert(33, str(folder / "bad.png"))
+    predictor = Predictor(exported)
+    seen: list[int] = []
+    run = predictor.predict_arrays
+
+    def counting(images: np.ndarray) -> np.ndarray:
+        seen.append(len(images))
+        return run(images)
+
+    predictor.predict_arrays = counting  # type: ignore[method-assign]
+    together = predictor.predict_files(paths, top_k=3)
+    assert max(seen) <= 64 and sum(seen) == 70 and len(seen) >= 2
+    alone = [predictor.predict_files([path], top_k=3)[0] for path in paths]
+    assert [r.path for r in together] == paths
+    assert [r.error for r in together] == [r.error for r in alone]
+    for batched, single in zip(together, alone, strict=True):
+        assert [c for c, _ in batched.top] == [c for c, _ in single.top]
+        np.testing.assert_allclose(
+            [p for _, p in batched.top], [p for _, p in single.top], atol=1e-5
+        )
 
 
 def test_export_errors(
