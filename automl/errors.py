@@ -8,6 +8,7 @@ trial only (`TrialError`). Everything else is a runtime error (exit code 1).
 from __future__ import annotations
 
 import os
+import signal
 
 
 class AutoMLError(Exception):
@@ -67,6 +68,27 @@ class TrialError(AutoMLError):
     """A failure that ends one trial only (NaN loss, out of memory, an exception in `build`)."""
 
     exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the command after recording what ran.
+
+    A `KeyboardInterrupt`, so code that handles Ctrl-C handles SIGTERM the same way.
+
+    Attributes:
+        signum: the signal.
+        exit_code: 128 + the signal, as shells report it (130 for Ctrl-C, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    @property
+    def shown(self) -> str:
+        """`Ctrl-C` or the signal's name."""
+        return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

@@ -26,7 +26,7 @@ from automl.cli import (
     study_commands,
 )
 from automl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, make_console
-from automl.errors import AutoMLError
+from automl.errors import AutoMLError, Interrupted
 from automl.storage.urls import redact_text
 
 
@@ -93,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {redact_text(str(exc), *urls)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):  # 130 for Ctrl-C, 143 for SIGTERM
+            print(f"interrupted ({exc.shown})", file=sys.stderr)
+            return exc.exit_code
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:

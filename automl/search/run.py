@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from automl.data import Dataset, load_dataset, save_dataset
-from automl.errors import UsageError
+from automl.errors import Interrupted, UsageError
 from automl.search import engines
 from automl.search.checkpoints import CheckpointKeeper
 from automl.search.config import SearchConfig
@@ -25,6 +25,7 @@ from automl.search.study import SearchStudy, StudyPlan, data_summary
 from automl.search.worker import WorkerSetup
 from automl.spaces.loader import Objective, read_space_settings
 from automl.storage.artifacts import ArtifactStore
+from automl.storage.records import StudyRecord
 from automl.storage.store import StudyStore
 from automl.storage.urls import check_study_name, default_storage_url
 
@@ -75,7 +76,7 @@ def run_search(
     )
     artifacts = store.artifacts(name)
     lock = artifacts.search_lock() if store.sqlite_path is not None else nullcontext()
-    with lock:
+    with lock, _InterruptFlag() as flag:
         plan = StudyPlan(
             name=name,
             space=settings,
@@ -86,16 +87,23 @@ def run_search(
             slots=tuple(s.name for s in slots),
             allow_space_change=config.allow_space_change,
         )
-        study, resumed = SearchStudy.open(store, plan, pruner)
+        # A new study is created once the first worker has built the space (its preflight),
+        # so a space that fails to build leaves no study behind; a resumed one is checked now.
+        study = SearchStudy.prepare(store, plan, pruner)
         _prepare_dataset(artifacts, dataset)
+        artifacts.sweep_temporary_files()
         requeued = study.recover_stale(other_hosts=store.sqlite_path is None)
-        record = store.record(name)
+        record = (
+            store.record(name)
+            if study.resumed
+            else StudyRecord(name=name, metric=objective.metric, direction=objective.direction)
+        )
         budget, brackets = engines.pruner_budget(config.pruner, epochs=epochs)
         observer.search_started(
             SearchStart(
                 study=name,
                 storage=store.shown_url,
-                resumed=resumed,
+                resumed=study.resumed,
                 finished=record.finished,
                 target=config.trials,
                 slots=plan.slots,
@@ -121,6 +129,7 @@ def run_search(
         if record.finished < config.trials:
             setup = WorkerSetup(
                 space_path=str(settings.path),
+                space_sha256=settings.sha256,
                 dataset_path=str(artifacts.dataset_path),
                 objective=objective,
                 executor=config.executor,
@@ -140,8 +149,7 @@ def run_search(
                 finished=record.finished,
             )
             deadline = started + config.timeout if config.timeout else None
-            with _InterruptFlag() as flag:
-                scheduler.run(deadline, interrupted=lambda: flag.set)
+            scheduler.run(deadline, interrupted=lambda: flag.signum)
             stopped, busy, ready_at = scheduler.stopped, scheduler.busy, scheduler.ready_at
         elapsed = time.monotonic() - started
         window = time.monotonic() - (ready_at or started)
@@ -173,27 +181,31 @@ def _prepare_dataset(artifacts: ArtifactStore, dataset: Dataset) -> None:
 
 
 class _InterruptFlag:
-    """Ctrl-C sets a flag that the loop checks between messages, so the interrupt never lands
-    inside a store operation (SQLite turns it into a failed query that Optuna may retry,
-    losing the interrupt). A second Ctrl-C interrupts at once."""
+    """Ctrl-C and SIGTERM set a flag that the loop checks between messages, so the interrupt
+    never lands inside a store operation (SQLite turns it into a failed query that Optuna may
+    retry, losing the interrupt) nor between creating a study and storing its attributes. A
+    second signal interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.set = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.set:
-            raise KeyboardInterrupt
-        self.set = True
+        if self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 __all__ = ["run_search"]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from automl.errors import AutoMLError, SpaceError
+from automl.errors import AutoMLError, Interrupted, SpaceError
 from automl.search import engines
 from automl.search.checkpoints import CheckpointKeeper
 from automl.search.config import SearchConfig
@@ -109,8 +109,9 @@ class Scheduler:
         self.busy: dict[str, float] = {}
         self.ready_at: float | None = None
         self.sampler_ready = False
+        self._interrupted: Callable[[], int | None] = lambda: None
 
-    def run(self, deadline: float | None, *, interrupted: Callable[[], bool]) -> None:
+    def run(self, deadline: float | None, *, interrupted: Callable[[], int | None]) -> None:
         """Run until the target is reached, the deadline passes, or the search must stop.
 
         Raises:
@@ -120,13 +121,16 @@ class Scheduler:
         try:
             self.pool.start()
             self.busy = {handle.slot.name: 0.0 for handle in self.pool.workers}
+            self._interrupted = interrupted
             while True:
-                if interrupted():
-                    raise KeyboardInterrupt
+                signum = interrupted()
+                if signum is not None:
+                    raise Interrupted(signum)
                 if not self.step(deadline):
                     break
-        except KeyboardInterrupt:
-            self._end_running(FailureKind.INTERRUPTED, "interrupted (Ctrl-C)")
+        except KeyboardInterrupt as exc:
+            shown = exc.shown if isinstance(exc, Interrupted) else "Ctrl-C"
+            self._end_running(FailureKind.INTERRUPTED, f"interrupted ({shown})")
             raise
         except OSError as exc:
             # Disk full, a permission, a vanished folder: what is told is kept, the running
@@ -171,6 +175,10 @@ class Scheduler:
                 ):
                     self._launch(handle)
         for handle, message in self.pool.wait(timeout=timeout):
+            if isinstance(message, WorkerDied) and self._interrupted() is not None:
+                # SIGTERM sent to the whole group (systemd, Slurm) kills the workers too: their
+                # trials are recorded as interrupted, and no worker is started in their place.
+                continue
             self.handle(handle, message)
             if self.fatal is not None and isinstance(message, Fatal):
                 return False
@@ -207,6 +215,8 @@ class Scheduler:
             self.ready_at = self.clock()
         if self.sampler_ready:
             return
+        # The space built in a worker (its preflight): only now may a new study be created.
+        self.study.create()
         if ready.specs:
             self.study.use_sampler(
                 engines.make_sampler(

@@ -105,25 +105,45 @@ def owner_is_alive(owner: Owner | None) -> bool:
 class SearchStudy:
     """An open Optuna study and the scheduler's writes to it.
 
+    A new study is created only by `create()`, once the space has passed its preflight in a
+    worker: a space file that fails to build never leaves a study behind (fixing the file would
+    then meet "the space file changed").
+
     Args:
-        study: the Optuna study.
+        study: the Optuna study, or None until `create()` makes it.
         store: the store it lives in.
+        plan: what the run brings (needed by `create()`).
+        pruner: the pruner (needed by `create()`).
     """
 
-    def __init__(self, study: optuna.Study, store: StudyStore) -> None:
-        self.study = study
+    def __init__(
+        self,
+        study: optuna.Study | None,
+        store: StudyStore,
+        *,
+        plan: StudyPlan | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+    ) -> None:
+        self._study = study
         self.store = store
+        self.resumed = study is not None
         self.exhausted = False  # the grid sampler has tried every combination
+        self._plan = plan
+        self._pruner = pruner
         self._retried: set[int] = set()
 
-    @classmethod
-    def open(
-        cls, store: StudyStore, plan: StudyPlan, pruner: optuna.pruners.BasePruner
-    ) -> tuple[SearchStudy, bool]:
-        """Create the study, or resume it after checking it is the same search.
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            raise RuntimeError("the study is created by SearchStudy.create() first")
+        return self._study
 
-        Returns:
-            The study, and whether it existed (a resume).
+    @classmethod
+    def prepare(
+        cls, store: StudyStore, plan: StudyPlan, pruner: optuna.pruners.BasePruner
+    ) -> SearchStudy:
+        """Resume an existing study after checking it is the same search, or get ready to
+        create a new one with `create()`.
 
         Raises:
             StoreError: the study was not made by automl, optimises another objective, or
@@ -131,36 +151,55 @@ class SearchStudy:
         """
         import optuna
 
-        exists = plan.name in store.study_names()
-        if exists:
+        if plan.name in store.study_names():
             study = optuna.load_study(study_name=plan.name, storage=store.storage, pruner=pruner)
-            _check_resume(study, plan, store.shown_url)
-        else:
-            study = optuna.create_study(
-                study_name=plan.name,
-                storage=store.storage,
-                direction=plan.objective.direction,
-                pruner=pruner,
-            )
-            study.set_user_attr(keys.SPACE, _provenance(plan.space).to_json())
-            study.set_user_attr(keys.DATA, data_summary(plan.dataset).to_json())
-            study.set_user_attr(
-                keys.OBJECTIVE,
-                StoredObjective(plan.objective.metric, plan.objective.direction).to_json(),
-            )
-        study.set_user_attr(keys.SETTINGS, plan.settings.to_json())
-        runs = [*keys.runs_from_json(study.user_attrs.get(keys.RUNS))]
-        runs.append(
-            RunEntry(
-                started=time.time(),
-                owner=this_owner(),
-                target=plan.target,
-                slots=plan.slots,
-                versions=versions(),
-            )
+            if _left_half_created(study):
+                # A kill between creating the study and storing its attributes: it holds
+                # nothing (no trial, no attribute but ours), so it is made again.
+                optuna.delete_study(study_name=plan.name, storage=store.storage)
+            else:
+                _check_resume(study, plan, store.shown_url)
+                _record_run(study, plan)
+                return cls(study, store, plan=plan, pruner=pruner)
+        return cls(None, store, plan=plan, pruner=pruner)
+
+    @classmethod
+    def open(
+        cls, store: StudyStore, plan: StudyPlan, pruner: optuna.pruners.BasePruner
+    ) -> tuple[SearchStudy, bool]:
+        """`prepare` then `create`: the study, and whether it existed (a resume)."""
+        search = cls.prepare(store, plan, pruner)
+        resumed = search.resumed
+        search.create()
+        return search, resumed
+
+    def create(self) -> None:
+        """Create the new study with what reproduces it (nothing when it exists already).
+
+        Its attributes are written right after it, before any trial; a run interrupted in
+        between (Ctrl-C and SIGTERM wait for the loop, only a kill can) leaves an empty study
+        that the next run makes again.
+        """
+        import optuna
+
+        if self._study is not None:
+            return
+        plan, pruner = self._plan, self._pruner
+        assert plan is not None and pruner is not None
+        study = optuna.create_study(
+            study_name=plan.name,
+            storage=self.store.storage,
+            direction=plan.objective.direction,
+            pruner=pruner,
         )
-        study.set_user_attr(keys.RUNS, keys.runs_to_json(runs))
-        return cls(study, store), exists
+        study.set_user_attr(keys.SPACE, _provenance(plan.space).to_json())
+        study.set_user_attr(keys.DATA, data_summary(plan.dataset).to_json())
+        study.set_user_attr(
+            keys.OBJECTIVE,
+            StoredObjective(plan.objective.metric, plan.objective.direction).to_json(),
+        )
+        _record_run(study, plan)
+        self._study = study
 
     # -- trials -----------------------------------------------------------------------------
 
@@ -222,6 +261,8 @@ class SearchStudy:
         """
         from optuna.trial import TrialState as OptunaState
 
+        if self._study is None:
+            return []  # a new study: nothing ran yet
         storage = self.store.storage
         study_id = storage.get_study_id_from_name(self.study.study_name)
         requeued = []
@@ -271,6 +312,33 @@ class SearchStudy:
             space.path, space.sha256, space.source, tuple(s.to_dict() for s in specs)
         )
         self.study.set_user_attr(keys.SPACE, updated.to_json())
+
+
+def _record_run(study: optuna.Study, plan: StudyPlan) -> None:
+    """Store this run's settings and append its entry to the run history."""
+    study.set_user_attr(keys.SETTINGS, plan.settings.to_json())
+    runs = [*keys.runs_from_json(study.user_attrs.get(keys.RUNS))]
+    runs.append(
+        RunEntry(
+            started=time.time(),
+            owner=this_owner(),
+            target=plan.target,
+            slots=plan.slots,
+            versions=versions(),
+        )
+    )
+    study.set_user_attr(keys.RUNS, keys.runs_to_json(runs))
+
+
+def _left_half_created(study: optuna.Study) -> bool:
+    """A study of ours whose creation was cut short: no trial, and no attribute but ours, and
+    not the one that marks a finished creation (the space)."""
+    attrs = study.user_attrs
+    return (
+        keys.SPACE not in attrs
+        and all(key.startswith("automl:") for key in attrs)
+        and not study.get_trials(deepcopy=False)
+    )
 
 
 def _provenance(space: SpaceSettings) -> SpaceProvenance:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from automl.errors import SpaceError, one_line
+from automl.errors import SpaceError, one_line, shown_path
 from automl.lifetime import exit_with_parent as _exit_with_parent
 from automl.search.messages import (
     Answer,
@@ -34,7 +34,7 @@ from automl.search.messages import (
 )
 from automl.search.runner import EpochHook, TrialResult
 from automl.spaces.hyperparameters import Answers, ParamSpec, Value
-from automl.spaces.loader import Objective
+from automl.spaces.loader import Objective, source_sha256
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class WorkerSetup:
         preflight: record the whole space and build the default model before the first trial.
         patience: early-stopping patience, or None.
         log_dir: where each worker's stdout and stderr go (`<slot>.log`), or None to inherit.
+        space_sha256: the study's hash of the space file: a worker started after the file was
+            edited (a replacement after a death, OOM or recycling) refuses to run it. None for
+            no check.
     """
 
     space_path: str
@@ -74,6 +77,7 @@ class WorkerSetup:
     preflight: bool = False
     patience: int | None = 5
     log_dir: str | None = None
+    space_sha256: str | None = None
 
 
 class Executor(Protocol):
@@ -152,6 +156,7 @@ class FunctionExecutor:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         self.build = module.build
+        self.path = Path(setup.space_path)
         self.objective = setup.objective
 
     def preflight(self) -> list[ParamSpec]:
@@ -161,6 +166,12 @@ class FunctionExecutor:
         os.environ["AUTOML_PREFLIGHT"] = "1"
         try:
             return list(explore_space(lambda hp: next(iter(self.build(hp)), None)).specs)
+        except SpaceError:
+            raise
+        except Exception as exc:  # as the Keras executor's loader reports a failing build()
+            raise SpaceError(
+                f"{shown_path(self.path)}: build() raised {type(exc).__name__}: {one_line(exc)}"
+            ) from exc
         finally:
             del os.environ["AUTOML_PREFLIGHT"]
 
@@ -214,6 +225,7 @@ def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> N
     _exit_with_parent(parent_pid)
     started = time.perf_counter()
     try:
+        _check_space_unchanged(setup)
         executor = _make_executor(setup, slot)
         specs = tuple(executor.preflight()) if setup.preflight else ()
     except Exception as exc:
@@ -259,6 +271,24 @@ def _redirect_output(path: Path) -> None:
 
     redirect_output(path)
     print(f"--- worker {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
+
+
+def _check_space_unchanged(setup: WorkerSetup) -> None:
+    """Refuse a space file edited since the search started: its trials would not be the study's
+    (and a broken edit would fail them one by one)."""
+    if setup.space_sha256 is None:
+        return
+    path = Path(setup.space_path)
+    try:
+        digest = source_sha256(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpaceError(f"{shown_path(path)}: cannot read the space file: {exc}.") from exc
+    if digest != setup.space_sha256:
+        raise SpaceError(
+            f"{shown_path(path)} changed during the search; the search stops so that no trial "
+            "runs the edited file (running trials are re-queued). Restore the file and run the "
+            "same command to resume, or pass --allow-space-change to go on with the new one."
+        )
 
 
 def _make_executor(setup: WorkerSetup, slot: Slot) -> Executor:

@@ -128,6 +128,11 @@ class SpaceSettings:
     epochs: int | None
 
 
+def source_sha256(source: str) -> str:
+    """The hash of a space file's text, as the study stores it."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
 def read_space_settings(path: str | os.PathLike[str]) -> SpaceSettings:
     """Read a space file's constants and hash without executing it (no TensorFlow import).
 
@@ -180,7 +185,7 @@ def read_space_settings(path: str | os.PathLike[str]) -> SpaceSettings:
     return SpaceSettings(
         path=file.resolve(),
         source=source,
-        sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        sha256=source_sha256(source),
         objective=objective,
         data=data,
         epochs=epochs,

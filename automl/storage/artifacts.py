@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import StoreError
-from automl.storage.atomic import write_atomically
+from automl.storage.atomic import temporary_owner, write_atomically
 
 
 class ArtifactStore:
@@ -83,6 +83,20 @@ class ArtifactStore:
             return None
         return data if isinstance(data, list) else None
 
+    def sweep_temporary_files(self) -> list[Path]:
+        """Remove the temporary files of atomic writes (`.NAME.PID.tmp*`) that a killed process
+        left behind (its PID no longer runs); returns what was removed."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        for path in self.root.rglob(".*.tmp*"):
+            pid = temporary_owner(path)
+            if pid is None or not path.is_file() or _process_alive(pid):
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
     @contextlib.contextmanager
     def search_lock(self) -> Iterator[None]:
         """One search at a time per study on this storage (SQLite): the second is refused."""
@@ -106,3 +120,13 @@ class ArtifactStore:
             yield
         finally:
             handle.close()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +219,13 @@ def _exchange(a: Path, b: Path) -> bool:
         return False
     result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return bool(result == 0)
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp(\.[^.]*)?$")
+
+
+def temporary_owner(path: Path) -> int | None:
+    """The PID in the name of an `atomic_path` temporary file (`.NAME.PID.tmp.SUFFIX`), or
+    None when `path` is not one."""
+    match = _TEMPORARY.match(path.name)
+    return int(match.group(1)) if match else None

@@ -9,6 +9,7 @@ in a real SQLite store. The real-process fault tests are in test_search.py.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,8 +268,8 @@ def make(tmp_path: Path) -> Callable[..., Setup]:
     return build
 
 
-def never() -> bool:
-    return False
+def never() -> int | None:
+    return None
 
 
 State = optuna.trial.TrialState
@@ -476,7 +477,7 @@ def test_ctrl_c_fails_and_requeues_the_running_trials(make: Callable[..., Setup]
     setup = make(slots=2, trials=4)
     steps = iter(range(100))
     with pytest.raises(KeyboardInterrupt):
-        setup.scheduler.run(None, interrupted=lambda: next(steps) == 3)
+        setup.scheduler.run(None, interrupted=lambda: signal.SIGINT if next(steps) == 3 else None)
     interrupted = [t for t in setup.trials(State.FAIL)]
     assert interrupted and all(
         setup.outcome(t.number).failure_kind is FailureKind.INTERRUPTED for t in interrupted
@@ -522,7 +523,7 @@ def test_a_finished_trial_is_told_before_its_event(make: Callable[..., Setup]) -
     assert seen == [TrialState.COMPLETE]
 
 
-# -- issue 16: nothing lost -------------------------------------------------------------------------
+# -- issue 16: nothing lost ----------------------------------------------------------------------
 
 
 def test_a_failed_history_write_loses_no_result_and_leaves_nothing_running(

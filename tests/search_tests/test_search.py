@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,6 @@ from automl.storage.store import StudyStore
 from ..conftest import REPO
 
 SPACE = Path(__file__).with_name("function_space.py")
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh working folder with its own store and a copy of the function space."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("AUTOML_STORAGE", raising=False)
-    for name in ("AUTOML_TEST_LOG", "AUTOML_TEST_DELAY", "AUTOML_TEST_FAIL"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "space.py").write_text(SPACE.read_text())
-    yield tmp_path
 
 
 def config(**changes: Any) -> SearchConfig:

@@ -1,0 +1,105 @@
+"""Faults and bad inputs of a real search (issue 16; RELIABILITY.md F3, F11, F13 and the bad-input
+catalogue): real processes, real signals, the function executor so that each takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import optuna
+
+from automl.storage.records import TrialState
+
+from .test_search import (
+    _alive,
+    _running_workers,
+    _scheduler,
+    _trials,
+    _wait_for,
+    store,
+)
+
+
+def test_sigterm_records_running_trials_and_exits_143(workdir: Path) -> None:
+    """F11: docker stop, Slurm and systemd send SIGTERM: handled as Ctrl-C, exit 143."""
+    scheduler = _scheduler(
+        workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.5"}
+    )
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
+    workers = _running_workers(scheduler.pid)
+    scheduler.send_signal(signal.SIGTERM)
+    out, err = scheduler.communicate(timeout=60)
+    assert scheduler.returncode == 143, err
+    assert "run the same command again to resume" in out
+    record = store(workdir).record("space")
+    assert record.counts()[TrialState.RUNNING] == 0
+    assert [t.failure for t in record.trials if t.state is TrialState.FAILED] == [
+        "interrupted (SIGTERM)"
+    ]
+    assert record.counts()[TrialState.WAITING] == 1  # re-queued for the next run
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+
+
+def test_a_broken_space_makes_no_study_so_the_fixed_file_just_runs(workdir: Path) -> None:
+    """A space whose build() raises is found before the study exists: fixing the file and
+    running again must not meet 'the space file changed'."""
+    space = workdir / "space.py"
+    good = space.read_text()
+    space.write_text(good.replace("def build(hp):\n", "def build(hp):\n    1 / 0\n"))
+    broken = _scheduler(workdir, "--trials", "2")
+    out, err = broken.communicate(timeout=120)
+    assert broken.returncode == 2, out + err
+    assert "ZeroDivisionError" in err and len(err.strip().splitlines()) == 1
+    assert "space" not in store(workdir).study_names()  # nothing was created
+    space.write_text(good)
+    fixed = _scheduler(workdir, "--trials", "2")
+    out, err = fixed.communicate(timeout=120)
+    assert fixed.returncode == 0, out + err
+    assert store(workdir).record("space").finished == 2
+
+
+def test_a_study_left_half_created_is_completed(workdir: Path) -> None:
+    """A kill -9 between creating the study and storing its attributes left a study that every
+    later run refused ('not made by automl'); an empty one of ours is completed instead."""
+    (workdir / "runs").mkdir()
+    optuna.create_study(study_name="space", storage=f"sqlite:///{workdir / 'runs/automl.db'}")
+    search = _scheduler(workdir, "--trials", "2")
+    out, err = search.communicate(timeout=120)
+    assert search.returncode == 0, out + err
+    record = store(workdir).record("space")
+    assert record.finished == 2 and record.space.sha256 and record.metric == "score"
+
+
+def test_a_foreign_study_with_trials_is_still_refused(workdir: Path) -> None:
+    (workdir / "runs").mkdir()
+    study = optuna.create_study(
+        study_name="space", storage=f"sqlite:///{workdir / 'runs/automl.db'}"
+    )
+    study.optimize(lambda trial: trial.suggest_float("a", 0, 1), n_trials=1)
+    search = _scheduler(workdir, "--trials", "2")
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 2
+    assert "was not made by automl" in err
+    assert len(study.trials) == 1
+
+
+def test_a_space_edited_during_the_search_stops_it_cleanly(workdir: Path) -> None:
+    """F13: a replacement worker (after a death, OOM or recycling) must not run an edited space
+    file: the search stops with one line, the running trials re-queued, nothing RUNNING."""
+    scheduler = _scheduler(
+        workdir, "--trials", "6", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.3"}
+    )
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
+    space = workdir / "space.py"
+    space.write_text(space.read_text() + "\n# edited while the search runs\n")
+    workers = _wait_for(lambda: _running_workers(scheduler.pid))
+    os.kill(workers[0], signal.SIGKILL)  # its replacement loads the edited file
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 2, out + err
+    assert "space.py changed during the search" in err
+    assert len(err.strip().splitlines()) == 1
+    record = store(workdir).record("space")
+    assert record.counts()[TrialState.RUNNING] == 0
+    assert record.counts()[TrialState.WAITING] >= 1  # the killed trial, re-queued
