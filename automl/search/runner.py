@@ -124,6 +124,11 @@ def run_trial(
         try:
             plan = training.build()
         except SpaceError as exc:
+            if isinstance(exc.__cause__, (tf.errors.ResourceExhaustedError, MemoryError)):
+                # A model too large for the device: out of memory (the worker is replaced),
+                # not a bad configuration.
+                reason = f"out of memory while building: {one_line(exc.__cause__, 200)}"
+                return failed_result(hp, FailureKind.OOM, reason, started, exc)
             return failed_result(hp, FailureKind.BUILD, str(exc), started, exc)
         tracker.params_count = int(plan.model.count_params())
         build_seconds = time.perf_counter() - started

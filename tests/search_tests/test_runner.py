@@ -215,6 +215,29 @@ def test_out_of_memory_is_classified(
     assert "out of memory" in (result.failure or "")
 
 
+@pytest.mark.parametrize(
+    "raised",
+    [
+        "tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor')",
+        "MemoryError()",
+    ],
+)
+def test_out_of_memory_while_building_is_classified_as_oom(
+    digits: Dataset, write_space: Callable[..., Path], tf: object, raised: str
+) -> None:
+    # A model too large for the device fails in build(): OOM (the worker is replaced), not a
+    # build error of the configuration.
+    text = TINY.replace(
+        "def build(hp, info):\n",
+        f"def build(hp, info):\n    import tensorflow as tf\n    raise {raised}\n",
+    )
+    result = run_trial(
+        load_space(write_space(text)), digits, FixedAnswers({}, missing="default"), epochs=1
+    )
+    assert result.outcome is Outcome.FAILED and result.failure_kind is FailureKind.OOM
+    assert "out of memory" in (result.failure or "")
+
+
 def test_missing_objective_metric_is_fatal(
     digits: Dataset, write_space: Callable[..., Path], tf: object
 ) -> None:
