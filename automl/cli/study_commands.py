@@ -121,6 +121,13 @@ def add_search(commands: Any) -> None:
         help="start no trial after T (e.g. 90m, 2h, 45s)",
     )
     limits.add_argument(
+        "--trial-timeout",
+        type=duration_arg,
+        metavar="T",
+        help="fail a trial that runs longer than T as timed out and replace its worker (default:"
+        " 10x the slowest epoch so far x the epochs, at least 5 minutes)",
+    )
+    limits.add_argument(
         "--max-failures",
         type=count_arg("--max-failures"),
         default=5,
@@ -178,6 +185,7 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         objective=args.objective,
         max_failures=args.max_failures,
+        trial_timeout=args.trial_timeout,
         allow_space_change=args.allow_space_change,
         keep_checkpoints=args.keep_checkpoints,
         patience=args.patience or None,

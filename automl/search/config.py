@@ -29,6 +29,9 @@ class SearchConfig:
         seed: seed of the sampler and of each trial (seed + trial number).
         objective: overrides the space's OBJECTIVE (`metric[:direction]`).
         max_failures: consecutive failed trials that stop the search.
+        trial_timeout: seconds after which a running trial fails as timed out; None for 10x
+            the slowest epoch measured x the epochs, at least 5 minutes.
+        worker_start_timeout: seconds a worker may take to start (import, data, preflight).
         allow_space_change: resume even if the space file or data changed.
         keep_checkpoints: best-epoch checkpoints kept (of the best complete trials).
         patience: early-stopping patience in epochs; None for none.
@@ -40,7 +43,7 @@ class SearchConfig:
     space: str
     trials: int
     study: str | None = None
-    storage: str | None = None
+    storage: str | None = field(default=None, repr=False)  # may hold a password
     data: str | None = None
     data_options: DataOptions = field(default_factory=DataOptions)
     epochs: int | None = None
@@ -53,6 +56,8 @@ class SearchConfig:
     seed: int = 0
     objective: str | None = None
     max_failures: int = 5
+    trial_timeout: float | None = None
+    worker_start_timeout: float = 600.0
     allow_space_change: bool = False
     keep_checkpoints: int = 3
     patience: int | None = 5

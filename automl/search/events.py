@@ -73,7 +73,7 @@ class SearchSummary:
     utilisation: dict[str, float]
     artifacts: Path
     storage: str
-    storage_url: str
+    storage_url: str = field(repr=False)  # may hold a password: never in a repr
 
 
 class SearchObserver(Protocol):

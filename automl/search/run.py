@@ -147,6 +147,10 @@ def run_search(
                 checkpoints=checkpoints,
                 observer=observer,
                 finished=record.finished,
+                slowest_epoch=max(
+                    (t.timings["first_epoch"] for t in record.trials if "first_epoch" in t.timings),
+                    default=None,
+                ),
             )
             deadline = started + config.timeout if config.timeout else None
             scheduler.run(deadline, interrupted=lambda: flag.signum)

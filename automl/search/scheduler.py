@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The default trial deadline: generous, since a first epoch also traces the model.
+TRIAL_TIMEOUT_FACTOR = 10
+MIN_TRIAL_TIMEOUT = 300.0
+
 
 @dataclass
 class _Running:
@@ -59,6 +63,7 @@ class _Running:
     handle: WorkerHandle
     started: float
     epoch: int = 0
+    last_report: float = 0.0  # when it started, or reported its latest epoch
 
 
 class Scheduler:
@@ -74,6 +79,8 @@ class Scheduler:
         checkpoints: which checkpoints to keep.
         observer: receives progress.
         finished: finished trials the study already has.
+        slowest_epoch: the slowest epoch (seconds) the study has measured so far, which sets
+            the default trial deadline; None before any.
         clock: monotonic seconds (injected by tests). Defaults to `time.monotonic`.
     """
 
@@ -89,6 +96,7 @@ class Scheduler:
         checkpoints: CheckpointKeeper,
         observer: SearchObserver,
         finished: int = 0,
+        slowest_epoch: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -109,7 +117,9 @@ class Scheduler:
         self.busy: dict[str, float] = {}
         self.ready_at: float | None = None
         self.sampler_ready = False
+        self.slowest_epoch = slowest_epoch
         self._interrupted: Callable[[], int | None] = lambda: None
+        self._starting: dict[int, float] = {}  # id(handle) -> when first seen starting
 
     def run(self, deadline: float | None, *, interrupted: Callable[[], int | None]) -> None:
         """Run until the target is reached, the deadline passes, or the search must stop.
@@ -166,6 +176,7 @@ class Scheduler:
             stopping = True
         if (self.finished >= self.config.trials or stopping) and not self.running:
             return False
+        self._enforce_deadlines()
         if self.sampler_ready and not stopping:
             for handle in self.pool.workers:
                 if (
@@ -247,13 +258,18 @@ class Scheduler:
             checkpoint_threshold=self.checkpoints.threshold(),
         )
         handle.trial = number
-        self.running[number] = _Running(trial, handle, self.clock())
+        now = self.clock()
+        self.running[number] = _Running(trial, handle, now, last_report=now)
         handle.send(request)
         self.observer.trial_started(number, handle.slot.name)
 
     def _epoch(self, handle: WorkerHandle, epoch: int, metrics: Mapping[str, float]) -> None:
         running = self.running[handle.trial]  # type: ignore[index]
         running.epoch = epoch
+        now = self.clock()
+        took = now - running.last_report
+        self.slowest_epoch = took if self.slowest_epoch is None else max(self.slowest_epoch, took)
+        running.last_report = now
         value = metrics.get(self.objective.metric)
         prune = False
         if value is not None and math.isfinite(value):
@@ -326,35 +342,88 @@ class Scheduler:
 
     def _died(self, handle: WorkerHandle, code: int | None) -> None:
         reason = f"worker {handle.slot.name} died ({describe_exit(code)})"
-        number = handle.trial
-        if number is not None:
-            running = self.running.pop(number)
-            seconds = self.clock() - running.started
-            self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
-            params = dict(running.trial.params)
-            retried = self.study.fail(
-                running.trial, FailureKind.DIED, reason, epochs_run=running.epoch
-            )
-            self.observer.trial_finished(
-                TrialEvent(
-                    number,
-                    handle.slot.name,
-                    TrialState.FAILED,
-                    None,
-                    running.epoch,
-                    None,
-                    seconds,
-                    reason + ("; re-queued" if retried else ""),
-                    params,
-                )
-            )
-            self._failed(reason)
+        if handle.trial is not None:
+            # Not the trial's fault (a kill, the OOM killer): it runs again, and only a retry
+            # that dies too counts toward --max-failures.
+            retried = self._end_trial(handle, FailureKind.DIED, reason, requeue=True)
+            if not retried:
+                self._failed(reason)
         elif not handle.ready:
             self._failed(f"{reason} while starting")
             if self.fatal is not None:
                 return
         self.observer.note(f"{reason}; starting a new worker.")
         self.pool.replace(handle)
+
+    def _end_trial(
+        self, handle: WorkerHandle, kind: FailureKind, reason: str, *, requeue: bool
+    ) -> bool:
+        """Fail the trial `handle` runs (the scheduler's decision, not the worker's result);
+        returns whether it was re-queued."""
+        number = handle.trial
+        assert number is not None
+        running = self.running.pop(number)
+        handle.trial = None
+        seconds = self.clock() - running.started
+        self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
+        params = dict(running.trial.params)
+        retried = self.study.fail(
+            running.trial, kind, reason, epochs_run=running.epoch, requeue=requeue
+        )
+        self.observer.trial_finished(
+            TrialEvent(
+                number,
+                handle.slot.name,
+                TrialState.FAILED,
+                None,
+                running.epoch,
+                None,
+                seconds,
+                reason + ("; re-queued" if retried else ""),
+                params,
+            )
+        )
+        return retried
+
+    # -- deadlines ------------------------------------------------------------------------------
+
+    def _trial_limit(self) -> tuple[float, str] | None:
+        """How long a trial may run, and why; None while nothing tells (no epoch measured)."""
+        if self.config.trial_timeout is not None:
+            return self.config.trial_timeout, "--trial-timeout"
+        if self.slowest_epoch is None:
+            return None
+        limit = max(MIN_TRIAL_TIMEOUT, TRIAL_TIMEOUT_FACTOR * self.slowest_epoch * self.epochs)
+        return limit, (
+            f"{TRIAL_TIMEOUT_FACTOR} x its slowest epoch x {self.epochs} epochs, at least "
+            f"{MIN_TRIAL_TIMEOUT:.0f} s; set --trial-timeout to change it"
+        )
+
+    def _enforce_deadlines(self) -> None:
+        """A hung trial (stuck input pipeline, device) fails as timed out, and a worker that
+        does not start in time counts as a failed start; both workers are replaced."""
+        now = self.clock()
+        limit = self._trial_limit()
+        for handle in list(self.pool.workers):
+            if handle.trial is not None:
+                running = self.running[handle.trial]
+                if limit is not None and now - running.started > limit[0]:
+                    reason = f"timed out after {limit[0]:.0f} s ({limit[1]})"
+                    self._end_trial(handle, FailureKind.TIMEOUT, reason, requeue=False)
+                    self._failed(reason)
+                    self.observer.note(f"Replacing worker {handle.slot.name} ({reason}).")
+                    self.pool.replace(handle)
+            elif not handle.ready:
+                since = self._starting.setdefault(id(handle), now)
+                if now - since > self.config.worker_start_timeout:
+                    reason = (
+                        f"worker {handle.slot.name} did not start within "
+                        f"{self.config.worker_start_timeout:.0f} s"
+                    )
+                    self._failed(reason)
+                    if self.fatal is None:
+                        self.observer.note(f"{reason}; starting a new worker.")
+                        self.pool.replace(handle)
 
     def _failed(self, reason: str) -> None:
         """Count a failed trial; too many in a row stop the search."""

@@ -237,9 +237,18 @@ class SearchStudy:
         self._tell(trial, state=OptunaState.FAIL)
         return TrialState.FAILED
 
-    def fail(self, trial: optuna.Trial, kind: FailureKind, reason: str, *, epochs_run: int) -> bool:
-        """Fail a trial this scheduler ran (its worker died, or the search was interrupted) and
-        re-queue its parameters; returns whether it was re-queued (once per trial)."""
+    def fail(
+        self,
+        trial: optuna.Trial,
+        kind: FailureKind,
+        reason: str,
+        *,
+        epochs_run: int,
+        requeue: bool = True,
+    ) -> bool:
+        """Fail a trial this scheduler ran (its worker died, it timed out, the search stopped)
+        and, with `requeue`, run its parameters again (once per trial); returns whether it
+        was re-queued."""
         from optuna.trial import TrialState as OptunaState
 
         trial.set_user_attr(
@@ -247,7 +256,7 @@ class SearchStudy:
         )
         params, attrs = trial.params, trial.user_attrs
         self._tell(trial, state=OptunaState.FAIL)
-        return self._requeue(trial.number, params, attrs)
+        return requeue and self._requeue(trial.number, params, attrs)
 
     def recover_stale(self, *, other_hosts: bool) -> list[int]:
         """Fail and re-queue the trials left RUNNING by a scheduler that died.

@@ -3,7 +3,8 @@
 `build(hp)` yields one objective value per epoch. Environment variables steer it:
 AUTOML_TEST_LOG (append one JSON line per trial: pid, slot environment, start and end times),
 AUTOML_TEST_DELAY (seconds per epoch), AUTOML_TEST_FAIL ("build" raises in every trial but
-not in the recording run, "always" raises everywhere, "nan" yields NaN at epoch 2).
+not in the recording run, "always" raises everywhere, "nan" yields NaN at epoch 2),
+AUTOML_TEST_HANG_ONCE (a path: the first trial to create it hangs at epoch 2).
 """
 
 import json
@@ -31,9 +32,18 @@ def build(hp):
         "threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
         "start": time.time(),
     }
+    hang_once = os.environ.get("AUTOML_TEST_HANG_ONCE")  # the first trial hangs at epoch 2
+    hang = bool(hang_once) and not os.environ.get("AUTOML_PREFLIGHT")
+    if hang:
+        try:
+            open(hang_once, "x").close()
+        except FileExistsError:
+            hang = False
     try:
         for epoch in range(1, 1000):
             time.sleep(delay)
+            if hang and epoch == 2:
+                time.sleep(3600)
             if fail == "nan" and epoch == 2:
                 yield math.nan
             yield -((x - 1.0) ** 2) + 0.01 * epoch

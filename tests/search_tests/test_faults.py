@@ -103,3 +103,25 @@ def test_a_space_edited_during_the_search_stops_it_cleanly(workdir: Path) -> Non
     record = store(workdir).record("space")
     assert record.counts()[TrialState.RUNNING] == 0
     assert record.counts()[TrialState.WAITING] >= 1  # the killed trial, re-queued
+
+
+def test_a_hung_trial_times_out_and_the_search_goes_on(workdir: Path) -> None:
+    """F10: a trial stuck in its input pipeline or device fails as timed out after its
+    deadline, its worker is replaced, and the search reaches its target."""
+    scheduler = _scheduler(
+        workdir,
+        "--trials",
+        "3",
+        "--pruner",
+        "none",
+        "--trial-timeout",
+        "3s",
+        env={"AUTOML_TEST_HANG_ONCE": str(workdir / "hung")},
+    )
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, out + err
+    record = store(workdir).record("space")
+    assert record.finished == 3
+    (hung,) = [t for t in record.trials if t.state is TrialState.FAILED]
+    assert hung.failure == "timed out after 3 s (--trial-timeout)"
+    assert "Replacing worker cpu0 (timed out after 3 s" in out

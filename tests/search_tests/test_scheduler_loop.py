@@ -85,6 +85,7 @@ class FakeWorker:
     handle: WorkerHandle
     preflight: bool
     die_at: str | None = None
+    hang_at: str | None = None  # `start` (never Ready) or `answer` (silent mid-trial)
     result: Callable[[int, float], TrialResult] | None = None
     dead: bool = False
     trials: int = 0
@@ -93,7 +94,9 @@ class FakeWorker:
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def start(self) -> FromWorker:
+    def start(self) -> FromWorker | None:
+        if self.hang_at == "start":
+            return None
         if self.die_at == "start":
             return self._die()
         return Ready(1000, self.handle.slot.name, {}, (X,) if self.preflight else ())
@@ -110,6 +113,8 @@ class FakeWorker:
             case Answer(value=value):
                 if self.die_at == "answer":
                     return self._die()
+                if self.hang_at == "answer":
+                    return None
                 self.x = float(value)  # type: ignore[arg-type]
                 return self._next_epoch()
             case AnswerError(reason=reason):
@@ -177,7 +182,9 @@ class FakePool:
         fake = FakeWorker(handle, preflight, **self.plan(self.spawned))
         self.spawned += 1
         self.fakes[id(handle)] = fake
-        self.pending.append((handle, fake.start()))
+        started = fake.start()
+        if started is not None:
+            self.pending.append((handle, started))
         return handle
 
     def start(self) -> None:
@@ -557,3 +564,81 @@ def test_a_trial_that_reports_no_epoch_is_a_counted_failure(make: Callable[..., 
         setup.scheduler.run(None, interrupted=never)
     assert len(setup.trials(State.FAIL)) == 3
     assert "no epoch" in (setup.outcome(0).failure or "")
+
+
+def ticking() -> Callable[[], float]:
+    """A clock that advances one second each time it is read."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    return clock
+
+
+def test_a_hung_trial_times_out_and_its_worker_is_replaced(make: Callable[..., Setup]) -> None:
+    setup = make(
+        trials=2,
+        trial_timeout=60.0,
+        clock=ticking(),
+        plan=lambda index: {"hang_at": "answer"} if index == 0 else {},
+    )
+    setup.scheduler.run(None, interrupted=never)
+    outcome = setup.outcome(0)
+    assert outcome.failure_kind is FailureKind.TIMEOUT
+    assert outcome.failure == "timed out after 60 s (--trial-timeout)"
+    assert setup.pool.replaced == ["cpu0"]
+    assert len(setup.trials(State.COMPLETE)) == 2  # the search went on
+    # A hang may be the configuration's: it is not retried.
+    assert all(t.user_attrs.get(keys.RETRY_OF) is None for t in setup.study.trials)
+
+
+def test_the_default_trial_deadline_follows_the_slowest_epoch_but_never_under_5_minutes(
+    make: Callable[..., Setup],
+) -> None:
+    # Worker 1 hangs in its first trial; worker 0's epochs set the deadline meanwhile.
+    setup = make(
+        slots=2,
+        trials=3,
+        clock=ticking(),
+        plan=lambda index: {"hang_at": "answer"} if index == 1 else {},
+    )
+    setup.scheduler.run(None, interrupted=never)
+    timed_out = [t for t in setup.study.trials if t.state is State.FAIL]
+    assert len(timed_out) == 1
+    assert setup.outcome(timed_out[0].number).failure == (
+        "timed out after 300 s (10 x its slowest epoch x 3 epochs, at least 300 s; set "
+        "--trial-timeout to change it)"
+    )
+
+
+def test_a_worker_that_never_starts_is_replaced_then_stops_the_search(
+    make: Callable[..., Setup],
+) -> None:
+    setup = make(
+        max_failures=2,
+        worker_start_timeout=30.0,
+        clock=ticking(),
+        plan=lambda index: {"hang_at": "start"},
+    )
+    with pytest.raises(AutoMLError, match=r"did not start within 30 s"):
+        setup.scheduler.run(None, interrupted=never)
+    assert setup.pool.replaced == ["cpu0"]
+
+
+@pytest.mark.parametrize(("deaths", "stops"), [(1, False), (2, True)])
+def test_a_killed_worker_does_not_count_toward_max_failures(
+    make: Callable[..., Setup], deaths: int, stops: bool
+) -> None:
+    # Worker deaths are not the trial's fault: with --max-failures 1 one death (the trial runs
+    # again) does not stop the search; only a retry that dies again counts.
+    setup = make(
+        trials=2, max_failures=1, plan=lambda index: {"die_at": "epoch"} if index < deaths else {}
+    )
+    if stops:
+        with pytest.raises(AutoMLError, match="1 consecutive trials failed"):
+            setup.scheduler.run(None, interrupted=never)
+    else:
+        setup.scheduler.run(None, interrupted=never)
+        assert len(setup.trials(State.COMPLETE)) == 2
