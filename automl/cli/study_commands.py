@@ -361,7 +361,9 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
                 trial.state.value,
                 "-" if trial.value is None else f"{trial.value:.4f}",
                 trial.best_epoch or "-",
-                trial.epochs_run,
+                f"{trial.epochs_run} (from {trial.resumed_epoch})"
+                if trial.resumed_epoch is not None
+                else trial.epochs_run,
                 f"{trial.params_count:,}" if trial.params_count else "-",
                 f"{trial.duration:.1f} s" if trial.duration is not None else "-",
                 _params_text(trial) + (f"  [{trial.failure}]" if trial.failure else ""),

@@ -102,13 +102,16 @@ def leaderboard_section(record: StudyRecord) -> str:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
         if trial.failure:
             params += f" — {trial.failure}"
+        epochs = str(trial.epochs_run)
+        if trial.resumed_epoch is not None:  # continued a killed trial mid-way
+            epochs += f" (resumed #{trial.retry_of} after epoch {trial.resumed_epoch})"
         cells = [
             (rank, str(rank)),
             (trial.number, str(trial.number)),
             (trial.state.value, trial.state.value),
             _num(trial.value, 4),
             _num(trial.best_epoch, 0),
-            (trial.epochs_run, str(trial.epochs_run)),
+            (trial.epochs_run, epochs),
             _num(trial.params_count, 0, thousands=True),
             _num(trial.duration, 1),
             (params, params),

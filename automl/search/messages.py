@@ -22,6 +22,7 @@ from automl.errors import AutoMLError, DataError, SpaceError, StoreError, UsageE
 from automl.spaces.hyperparameters import ParamSpec, Value
 
 if TYPE_CHECKING:
+    from automl.search.resume import ResumePoint
     from automl.search.runner import TrialResult
 
 # -- scheduler → worker ---------------------------------------------------------------------------
@@ -38,6 +39,9 @@ class TrialRequest:
         checkpoint: where to keep its best-epoch model, or None.
         checkpoint_threshold: write the checkpoint only when the trial's best value beats this
             (the study's current k-th best), so most trials never write one.
+        resume: where the trial keeps its resume point (`.../resume/trial-N`), or None.
+        resume_from: the resume point of the killed trial this one retries: continue after
+            its epoch. None to start at epoch 0.
     """
 
     number: int
@@ -45,6 +49,8 @@ class TrialRequest:
     epochs: int
     checkpoint: str | None = None
     checkpoint_threshold: float | None = None
+    resume: str | None = None
+    resume_from: ResumePoint | None = None
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,21 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from automl.data.dataset import Dataset
 from automl.errors import SpaceError, one_line
+from automl.search.resume import ResumePoint, ResumeWriter
 from automl.search.training import TrialTraining
 from automl.spaces.hyperparameters import Answers, HyperParameters, Value
 from automl.spaces.loader import Objective, Space
+from automl.spaces.plan import TrainingPlan
 from automl.storage.attributes import FailureKind
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,8 @@ def run_trial(
     checkpoint_threshold: float | None = None,
     patience: int | None = DEFAULT_PATIENCE,
     verbose: int = 0,
+    resume: Path | None = None,
+    resume_from: ResumePoint | None = None,
 ) -> TrialResult:
     """Build and train one configuration.
 
@@ -106,6 +111,10 @@ def run_trial(
         patience: epochs without improvement before early stopping; None for none.
             Defaults to `5`.
         verbose: Keras `fit` verbosity. Defaults to `0`.
+        resume: where to keep the trial's resume point (`.../resume/trial-N`), so that a retry
+            can continue mid-way if this worker is killed; None for none. Defaults to `None`.
+        resume_from: the resume point of the killed trial this one retries: training continues
+            after its epoch, from its saved model. Defaults to `None` (from epoch 0).
     """
     from automl.tfruntime import import_tensorflow
 
@@ -118,8 +127,15 @@ def run_trial(
         space, dataset, HyperParameters(answers), dataset.train, dataset.val, epochs, seed
     )
     hp = training.hp
-    tracker = EpochTracker(objective, on_epoch, checkpoint, checkpoint_threshold)
+    tracker = EpochTracker(
+        objective,
+        on_epoch,
+        checkpoint,
+        checkpoint_threshold,
+        resume=ResumeWriter(resume, epochs) if resume is not None else None,
+    )
     plan = None
+    initial_epoch = 0
     try:
         try:
             plan = training.build()
@@ -131,11 +147,19 @@ def run_trial(
                 return failed_result(hp, FailureKind.OOM, reason, started, exc)
             return failed_result(hp, FailureKind.BUILD, str(exc), started, exc)
         tracker.params_count = int(plan.model.count_params())
+        if resume_from is not None:
+            plan, initial_epoch = _resumed(plan, resume_from, tracker)
         build_seconds = time.perf_counter() - started
         callbacks: list[Any] = [tracker.callback(), keras.callbacks.TerminateOnNaN()]
         if patience:
             callbacks.append(tracker.early_stopping(patience))
-        training.fit(plan, callbacks=callbacks, stopped=lambda: tracker.stopped, verbose=verbose)
+        training.fit(
+            plan,
+            callbacks=callbacks,
+            stopped=lambda: tracker.stopped,
+            verbose=verbose,
+            initial_epoch=initial_epoch,
+        )
     except tf.errors.ResourceExhaustedError as exc:
         return failed_result(
             hp, FailureKind.OOM, f"out of memory: {one_line(exc, 200)}", started, exc, tracker
@@ -161,6 +185,28 @@ def run_trial(
     return tracker.result(hp.values, timings)
 
 
+def _resumed(
+    plan: TrainingPlan, point: ResumePoint, tracker: EpochTracker
+) -> tuple[TrainingPlan, int]:
+    """The plan with the saved model (weights and optimizer state after `point.epoch`) and the
+    epoch to continue from; the plan and epoch 0 when the saved model cannot be loaded."""
+    import keras
+
+    if point.model is None:
+        return plan, 0
+    try:
+        model = keras.saving.load_model(point.model, safe_mode=True)
+    except Exception as exc:
+        log.warning("cannot resume from %s (%s); training from epoch 0", point.model, exc)
+        return plan, 0
+    tracker.restore(point)
+    fine_tune = plan.fine_tune
+    if fine_tune is not None:
+        # The base to unfreeze later is the saved model's own copy of it.
+        fine_tune = replace(fine_tune, base=model.get_layer(fine_tune.base.name))
+    return replace(plan, model=model, fine_tune=fine_tune), point.epoch
+
+
 class ObjectiveMissing(SpaceError):
     """The objective metric is not reported: every trial would fail the same way (the trial
     fails as FATAL and the search stops)."""
@@ -179,8 +225,11 @@ class EpochTracker:
         hook: EpochHook | None,
         checkpoint: Path | None,
         threshold: float | None = None,
+        *,
+        resume: ResumeWriter | None = None,
     ):
         self.objective = objective
+        self.resume = resume
         self.hook = hook
         self.checkpoint = checkpoint
         self.threshold = threshold
@@ -194,6 +243,15 @@ class EpochTracker:
         self.written: Path | None = None
         self._epoch_started = 0.0
         self._epoch_seconds: list[float] = []
+
+    def restore(self, point: ResumePoint) -> None:
+        """Continue a killed trial's record: its epochs, its best epoch and checkpoint."""
+        self.history = [dict(h) for h in point.history]
+        self.best_epoch, self.best_value = point.best_epoch, point.best_value
+        old = Path(point.best_checkpoint) if point.best_checkpoint else None
+        if old is not None and self.checkpoint is not None and old.is_file():
+            os.replace(old, self.checkpoint)  # the retry's number now names the best epoch
+            self.written = self.checkpoint
 
     def epoch_timings(self) -> dict[str, float]:
         if not self._epoch_seconds:
@@ -265,7 +323,21 @@ class EpochTracker:
             self.pruned = True
             self._stop(model)
             return False
+        if self.resume is not None and self.resume.due(epoch):
+            self._save_resume_point(model, epoch)
         return True
+
+    def _save_resume_point(self, model: Any, epoch: int) -> None:
+        assert self.resume is not None
+        written = str(self.written) if self.written else None
+        point = ResumePoint(
+            epoch, tuple(self.history), self.best_epoch, self.best_value, None, written
+        )
+        try:
+            self.resume.save(model, point)
+        except OSError as exc:  # a retry would start at epoch 0: not worth failing the trial
+            log.warning("cannot save the resume point (%s); going on without", exc)
+            self.resume = None
 
     def _stop(self, model: Any) -> None:
         self.stopped = True

@@ -40,6 +40,7 @@ from automl.search.messages import (
     WorkerDied,
 )
 from automl.search.pool import Pool, WorkerHandle, describe_exit
+from automl.search.resume import read_point, remove_point
 from automl.search.runner import Outcome, TrialResult
 from automl.search.study import SearchStudy
 from automl.spaces.loader import Objective
@@ -64,6 +65,7 @@ class _Running:
     started: float
     epoch: int = 0
     last_report: float = 0.0  # when it started, or reported its latest epoch
+    retry_of: int | None = None
 
 
 class Scheduler:
@@ -250,16 +252,31 @@ class Scheduler:
     def _launch(self, handle: WorkerHandle) -> None:
         trial = self.study.launch(handle.slot.name)
         number = trial.number
+        retry_of = self.study.retry_of(trial)
+        point = None
+        if retry_of is not None:  # a killed trial: continue after its saved epoch, if any
+            point = read_point(self.artifacts.resume_base(retry_of))
+            if point is not None:
+                self.study.resume(trial, handle.slot.name, point, self.objective.metric)
         request = TrialRequest(
             number=number,
             seed=self.config.seed * 1_000_003 + number,
             epochs=self.epochs,
             checkpoint=str(self.artifacts.checkpoint_path(number)),
             checkpoint_threshold=self.checkpoints.threshold(),
+            resume=str(self.artifacts.resume_base(number)),
+            resume_from=point,
         )
         handle.trial = number
         now = self.clock()
-        self.running[number] = _Running(trial, handle, now, last_report=now)
+        self.running[number] = _Running(
+            trial,
+            handle,
+            now,
+            epoch=point.epoch if point else 0,
+            last_report=now,
+            retry_of=retry_of,
+        )
         handle.send(request)
         self.observer.trial_started(number, handle.slot.name)
 
@@ -321,6 +338,7 @@ class Scheduler:
         )
         if result.checkpoint is not None:
             self.checkpoints.prune(self.running)
+        self._forget_resume_points(running)
         if result.history:
             self.artifacts.write_json(
                 self.artifacts.history_path(number), result.history, durable=False
@@ -370,6 +388,8 @@ class Scheduler:
         retried = self.study.fail(
             running.trial, kind, reason, epochs_run=running.epoch, requeue=requeue
         )
+        if not retried:  # nothing will continue it
+            self._forget_resume_points(running)
         self.observer.trial_finished(
             TrialEvent(
                 number,
@@ -424,6 +444,13 @@ class Scheduler:
                     if self.fatal is None:
                         self.observer.note(f"{reason}; starting a new worker.")
                         self.pool.replace(handle)
+
+    def _forget_resume_points(self, running: _Running) -> None:
+        """A trial that ended for good needs its resume point no more, nor the one of the
+        killed trial it continued."""
+        for number in (running.trial.number, running.retry_of):
+            if number is not None:
+                remove_point(self.artifacts.resume_base(number))
 
     def _failed(self, reason: str) -> None:
         """Count a failed trial; too many in a row stop the search."""

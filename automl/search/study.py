@@ -10,6 +10,7 @@ scheduler that ran them is gone. Optuna's private attributes are never used.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from automl.errors import StoreError
 from automl.search import engines
+from automl.search.resume import ResumePoint
 from automl.search.runner import Outcome, TrialResult
 from automl.spaces.hyperparameters import ParamSpec, Value
 from automl.spaces.loader import Objective, SpaceSettings
@@ -208,6 +210,22 @@ class SearchStudy:
         trial = self.study.ask()
         trial.set_user_attr(keys.LAUNCH, TrialLaunch(slot, this_owner()).to_json())
         return trial
+
+    def resume(self, trial: optuna.Trial, slot: str, point: ResumePoint, metric: str) -> None:
+        """Mark a retry as continuing its killed trial after `point.epoch`, and carry that
+        trial's epoch reports over, so the pruner judges it on its whole curve."""
+        launch = TrialLaunch(slot, this_owner(), resumed_epoch=point.epoch)
+        trial.set_user_attr(keys.LAUNCH, launch.to_json())
+        for epoch, metrics in enumerate(point.history, start=1):
+            value = metrics.get(metric)
+            if value is not None and math.isfinite(value):
+                trial.report(value, epoch)
+
+    @staticmethod
+    def retry_of(trial: optuna.Trial) -> int | None:
+        """The trial this one retries, if any."""
+        value = trial.user_attrs.get(keys.RETRY_OF)
+        return int(value) if value is not None else None
 
     @staticmethod
     def suggest(trial: optuna.Trial, spec: ParamSpec) -> Value:

@@ -76,6 +76,7 @@ class TrialTraining:
         callbacks: Sequence[Any] = (),
         stopped: Callable[[], bool] = lambda: False,
         verbose: int = 0,
+        initial_epoch: int = 0,
     ) -> None:
         """Train `plan.model` for `epochs`: the space's own `fit` if it has one, the plan's
         callbacks after `callbacks`, and its fine-tuning phase.
@@ -86,6 +87,9 @@ class TrialTraining:
             stopped: whether the first phase ended training for good (early stopping, pruning,
                 NaN), so the fine-tuning phase must not start. Defaults to never.
             verbose: Keras `fit` verbosity. Defaults to `0`.
+            initial_epoch: epochs already trained (a trial resumed mid-way, its model loaded
+                with its optimizer state): training continues after it, in the phase it falls
+                in. Defaults to `0`.
         """
         from automl.data.pipeline import make_pipeline
 
@@ -106,14 +110,17 @@ class TrialTraining:
         run_epochs_in_one_call(model, steps=-(-len(self.train) // batch_size))
         all_callbacks = [*callbacks, *plan.callbacks_for(validation=val is not None)]
         for index, (first, last) in enumerate(plan.phases(self.epochs)):
-            if index == 1:
+            if last <= initial_epoch:
+                continue  # trained before the trial resumed
+            if index == 1 and first >= initial_epoch:
+                # (A model saved after the switch was recompiled for fine-tuning already.)
                 assert plan.fine_tune is not None
                 if stopped():
                     break
                 _start_fine_tuning(model, plan.fine_tune)
             kwargs: dict[str, Any] = {
                 "epochs": last,
-                "initial_epoch": first,
+                "initial_epoch": max(first, initial_epoch),
                 "callbacks": all_callbacks,
                 "verbose": verbose,
                 "shuffle": False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import inspect
 import os
 import signal
 import time
@@ -32,6 +33,7 @@ from automl.search.messages import (
     TrialDone,
     TrialRequest,
 )
+from automl.search.resume import ResumeWriter
 from automl.search.runner import EpochHook, TrialResult
 from automl.spaces.hyperparameters import Answers, ParamSpec, Value
 from automl.spaces.loader import Objective, source_sha256
@@ -137,6 +139,8 @@ class KerasExecutor:
             checkpoint=Path(request.checkpoint) if request.checkpoint else None,
             checkpoint_threshold=request.checkpoint_threshold,
             patience=self.patience,
+            resume=Path(request.resume) if request.resume else None,
+            resume_from=request.resume_from,
         )
 
 
@@ -156,6 +160,7 @@ class FunctionExecutor:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         self.build = module.build
+        self.takes_start_epoch = "start_epoch" in inspect.signature(module.build).parameters
         self.path = Path(setup.space_path)
         self.objective = setup.objective
 
@@ -182,10 +187,21 @@ class FunctionExecutor:
 
         started = time.perf_counter()
         hp = HyperParameters(answers)
-        tracker = EpochTracker(self.objective, on_epoch, None)
+        resume = ResumeWriter(Path(request.resume), request.epochs) if request.resume else None
+        tracker = EpochTracker(self.objective, on_epoch, None, resume=resume)
+        first = 0
+        if request.resume_from is not None:  # continue a killed trial after its saved epoch
+            tracker.restore(request.resume_from)
+            first = request.resume_from.epoch
         try:
             tracker.begin_epoch()
-            for epoch, value in enumerate(self.build(hp), start=1):
+            # A space may skip the epochs a resumed trial has done (`start_epoch`).
+            values = self.build(hp, start_epoch=first) if self.takes_start_epoch else self.build(hp)
+            for epoch, value in enumerate(
+                values, start=1 if not self.takes_start_epoch else first + 1
+            ):
+                if epoch <= first:
+                    continue
                 if epoch > request.epochs:
                     break
                 if not tracker.end_epoch(None, epoch, {self.objective.metric: value}):

@@ -32,6 +32,10 @@ class ArtifactStore:
     def checkpoint_path(self, number: int) -> Path:
         return self.root / "checkpoints" / f"trial-{number}.keras"
 
+    def resume_base(self, number: int) -> Path:
+        """Where a running trial keeps its resume point (`automl.search.resume`)."""
+        return self.root / "resume" / f"trial-{number}"
+
     def history_path(self, number: int) -> Path:
         return self.root / "histories" / f"trial-{number}.json"
 

@@ -299,19 +299,34 @@ def runs_from_json(data: Sequence[Mapping[str, Any]] | None) -> tuple[RunEntry, 
 
 @dataclass(frozen=True)
 class TrialLaunch:
-    """Where a trial runs: its worker slot and the scheduler that owns it."""
+    """Where a trial runs: its worker slot and the scheduler that owns it.
+
+    Attributes:
+        slot: the worker slot.
+        owner: the scheduler.
+        resumed_epoch: for a retry that continued a killed trial mid-way, the epochs it took
+            over (its reports carried over, its model loaded); None otherwise.
+    """
 
     slot: str
     owner: Owner
+    resumed_epoch: int | None = None
 
     def to_json(self) -> JSON:
-        return {"slot": self.slot, **self.owner.to_json()}
+        shown = {"slot": self.slot, **self.owner.to_json()}
+        if self.resumed_epoch is not None:
+            shown["resumed_epoch"] = self.resumed_epoch
+        return shown
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> TrialLaunch | None:
         if not data:
             return None
-        return cls(str(data.get("slot", "")), Owner.from_json(data) or Owner())
+        return cls(
+            str(data.get("slot", "")),
+            Owner.from_json(data) or Owner(),
+            _optional_int(data.get("resumed_epoch")),
+        )
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class TrialRecord:
         failure: why it failed.
         retry_of: the trial this one retries, if any.
         timings: seconds spent building, training, in total, per epoch.
+        resumed_epoch: for a retry that continued its killed trial mid-way, the epochs it took
+            over; None otherwise.
     """
 
     number: int
@@ -78,6 +80,7 @@ class TrialRecord:
     failure: str | None = None
     retry_of: int | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    resumed_epoch: int | None = None
 
     @property
     def duration(self) -> float | None:

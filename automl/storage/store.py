@@ -236,6 +236,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         failure=outcome.failure if outcome else None,
         retry_of=attrs.get(keys.RETRY_OF),
         timings=dict(outcome.timings) if outcome else {},
+        resumed_epoch=launch.resumed_epoch if launch else None,
     )
 
 

@@ -185,3 +185,10 @@ def test_template_placeholders_in_user_strings_stay_literal() -> None:
     assert page.count("plotly.js (cartesian - minified)") == 1
     assert f"automl study: {name}</h1>" in page
     assert "$title=${script}" in _page_outside_plotly(page)
+
+
+def test_a_trial_resumed_mid_way_is_shown_as_resumed() -> None:
+    killed = make_trial(0, F, failure="worker cpu0 died (signal 9 (SIGKILL))")
+    retry = make_trial(1, C, 0.9, retry_of=0, resumed_epoch=4)
+    page = render(make_record([killed, retry]))
+    assert "3 (resumed #0 after epoch 4)" in _page_outside_plotly(page)

@@ -4,7 +4,8 @@
 AUTOML_TEST_LOG (append one JSON line per trial: pid, slot environment, start and end times),
 AUTOML_TEST_DELAY (seconds per epoch), AUTOML_TEST_FAIL ("build" raises in every trial but
 not in the recording run, "always" raises everywhere, "nan" yields NaN at epoch 2),
-AUTOML_TEST_HANG_ONCE (a path: the first trial to create it hangs at epoch 2).
+AUTOML_TEST_HANG_ONCE (a path: the first trial to create it hangs at epoch 2). A trial resumed
+mid-way gets `start_epoch`, the epochs it already did.
 """
 
 import json
@@ -16,7 +17,7 @@ OBJECTIVE = ("score", "maximize")
 EPOCHS = 9
 
 
-def build(hp):
+def build(hp, start_epoch=0):
     x = hp.Float("x", -5.0, 5.0, default=0.0)
     kind = hp.Choice("kind", ["a", "b"], default="a")
     with hp.conditional_scope("kind", ["b"]):
@@ -40,7 +41,7 @@ def build(hp):
         except FileExistsError:
             hang = False
     try:
-        for epoch in range(1, 1000):
+        for epoch in range(start_epoch + 1, 1000):  # a resumed trial skips what it did
             time.sleep(delay)
             if hang and epoch == 2:
                 time.sleep(3600)

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import optuna
+import pytest
 
 from automl.storage.records import TrialState
 
@@ -47,7 +48,7 @@ def test_a_broken_space_makes_no_study_so_the_fixed_file_just_runs(workdir: Path
     running again must not meet 'the space file changed'."""
     space = workdir / "space.py"
     good = space.read_text()
-    space.write_text(good.replace("def build(hp):\n", "def build(hp):\n    1 / 0\n"))
+    space.write_text(good.replace("start_epoch=0):\n", "start_epoch=0):\n    1 / 0\n"))
     broken = _scheduler(workdir, "--trials", "2")
     out, err = broken.communicate(timeout=120)
     assert broken.returncode == 2, out + err
@@ -125,3 +126,37 @@ def test_a_hung_trial_times_out_and_the_search_goes_on(workdir: Path) -> None:
     (hung,) = [t for t in record.trials if t.state is TrialState.FAILED]
     assert hung.failure == "timed out after 3 s (--trial-timeout)"
     assert "Replacing worker cpu0 (timed out after 3 s" in out
+
+
+def test_a_killed_trial_resumes_mid_way_in_its_retry(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The retry of a trial whose worker was killed continues after the last epoch it saved,
+    with the earlier epochs' reports carried over."""
+    scheduler = _scheduler(
+        workdir, "--trials", "2", "--pruner", "none", "--epochs", "8",
+        env={"AUTOML_TEST_DELAY": "0.25"},
+    )  # fmt: skip
+    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
+    study = store(workdir).load_study("space")
+    _wait_for(
+        lambda: len(study.get_trials(deepcopy=False)[0].intermediate_values) >= 4,
+        scheduler=scheduler,
+    )
+    os.kill(_running_workers(scheduler.pid)[0], signal.SIGKILL)
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, out + err
+    record = store(workdir).record("space")
+    killed = record.trials[0]
+    retry = next(t for t in record.trials if t.retry_of == killed.number)
+    assert killed.state is TrialState.FAILED and retry.state is TrialState.COMPLETE
+    assert retry.resumed_epoch is not None and retry.resumed_epoch >= 3
+    assert sorted(retry.intermediate) == list(range(1, 9))  # the whole curve
+    assert retry.epochs_run == 8 and retry.params == killed.params
+    for epoch in range(1, retry.resumed_epoch + 1):  # carried over unchanged
+        assert retry.intermediate[epoch] == killed.intermediate[epoch]
+    assert not list((workdir / "runs" / "space" / "resume").glob("*"))
+    from automl.cli import main
+
+    assert main(["show", "space"]) == 0
+    assert f"8 (from {retry.resumed_epoch})" in capsys.readouterr().out

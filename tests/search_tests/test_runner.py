@@ -342,3 +342,42 @@ def test_application_backbone_trial_in_graph_mode(
     """
     result = run_trial(load_space(write_space(text)), data, FixedAnswers({}), epochs=1)
     assert result.outcome is Outcome.COMPLETE, result.failure
+
+
+def test_a_killed_trial_resumes_from_its_saved_epoch_with_the_optimizer_state(
+    digits: Dataset,
+    write_space: Callable[..., Path],
+    tf: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from automl.search import resume
+
+    monkeypatch.setattr(resume, "MAX_OVERHEAD", 1e9)  # save after every epoch
+    space = load_space(write_space(TINY))
+    base = tmp_path / "resume" / "trial-0"
+
+    def killed_at_epoch_3(epoch: int, metrics: Mapping[str, float]) -> bool:
+        if epoch == 3:
+            raise RuntimeError("the worker was killed")
+        return True
+
+    first = run_trial(
+        space, digits, FixedAnswers({}, missing="default"), epochs=5,
+        on_epoch=killed_at_epoch_3, resume=base,
+    )  # fmt: skip
+    point = resume.read_point(base)
+    assert point is not None and point.epoch == 2 and point.model is not None
+    saved = keras.saving.load_model(point.model)
+    steps = -(-len(digits.train) // 64)
+    assert int(saved.optimizer.iterations.numpy()) == 2 * steps  # optimizer state kept
+    seen: list[int] = []
+    second = run_trial(
+        space, digits, FixedAnswers({}, missing="default"), epochs=5,
+        on_epoch=lambda epoch, metrics: seen.append(epoch) is None,
+        resume=tmp_path / "resume" / "trial-1", resume_from=point,
+    )  # fmt: skip
+    assert seen == [3, 4, 5]  # only the epochs left are trained
+    assert second.outcome is Outcome.COMPLETE and second.epochs_run == 5
+    assert second.history[:2] == first.history[:2]
+    assert second.history[2]["accuracy"] >= first.history[0]["accuracy"]  # not from scratch

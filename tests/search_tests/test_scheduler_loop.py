@@ -40,6 +40,7 @@ from automl.search.messages import (
     WorkerDied,
 )
 from automl.search.pool import WorkerHandle
+from automl.search.resume import ResumePoint, ResumeWriter, read_point
 from automl.search.runner import Outcome, TrialResult
 from automl.search.scheduler import Scheduler
 from automl.search.study import SearchStudy
@@ -78,8 +79,9 @@ class FakeWorker:
     """One worker's side of the protocol: one parameter `x`, each epoch scoring `x * epoch`.
 
     `die_at` names the point where it dies instead of answering: `start` (before Ready),
-    `request` (on TrialRequest), `answer` (on Answer), `epoch` (on Continue), `next` (on the
-    TrialRequest after its first trial).
+    `request` (on TrialRequest), `answer` (on Answer), `epoch` (on the first Continue), `epoch2`
+    (on the Continue after epoch 2), `next` (on the TrialRequest after its first trial). Each
+    epoch from the second saves the previous one's resume point, as a worker does.
     """
 
     handle: WorkerHandle
@@ -93,6 +95,7 @@ class FakeWorker:
     x: float = 0.0
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    resume: Path | None = None
 
     def start(self) -> FromWorker | None:
         if self.hang_at == "start":
@@ -105,10 +108,13 @@ class FakeWorker:
         if self.dead:
             return None
         match message:
-            case TrialRequest(number=number):
+            case TrialRequest(number=number, resume=resume, resume_from=point):
                 if self.die_at == "request" or (self.die_at == "next" and self.trials >= 1):
                     return self._die()
                 self.number, self.epoch, self.history = number, 0, []
+                self.resume = Path(resume) if resume else None
+                if point is not None:  # continue the killed trial after its saved epoch
+                    self.epoch, self.history = point.epoch, [dict(h) for h in point.history]
                 return Ask(X)
             case Answer(value=value):
                 if self.die_at == "answer":
@@ -120,7 +126,7 @@ class FakeWorker:
             case AnswerError(reason=reason):
                 return self._done(Outcome.FAILED, failure=reason, kind=FailureKind.BUILD)
             case Continue():
-                if self.die_at == "epoch":
+                if self.die_at == "epoch" or (self.die_at == "epoch2" and self.epoch == 2):
                     return self._die()
                 if self.epoch >= EPOCHS:
                     return self._done(Outcome.COMPLETE)
@@ -135,6 +141,9 @@ class FakeWorker:
         self.epoch += 1
         metrics = {"score": self.x * self.epoch}
         self.history.append(metrics)
+        if self.resume is not None and self.epoch > 1:  # as a worker saves its resume point
+            point = ResumePoint(self.epoch - 1, tuple(self.history[:-1]))
+            ResumeWriter(self.resume, EPOCHS).save(None, point)
         return EpochEnded(self.epoch, metrics)
 
     def _done(
@@ -642,3 +651,24 @@ def test_a_killed_worker_does_not_count_toward_max_failures(
     else:
         setup.scheduler.run(None, interrupted=never)
         assert len(setup.trials(State.COMPLETE)) == 2
+
+
+def test_a_killed_trial_continues_mid_way_with_its_reports_carried_over(
+    make: Callable[..., Setup], tmp_path: Path
+) -> None:
+    # Worker 0 dies after reporting epoch 2 (its resume point: epoch 1); the retry continues
+    # after epoch 1 instead of epoch 0, and the pruner sees the whole curve.
+    setup = make(trials=1, plan=lambda index: {"die_at": "epoch2"} if index == 0 else {})
+    setup.scheduler.run(None, interrupted=never)
+    killed, retry = setup.study.trials
+    assert killed.state is State.FAIL and retry.state is State.COMPLETE
+    assert retry.user_attrs[keys.RETRY_OF] == 0
+    assert retry.user_attrs[keys.LAUNCH]["resumed_epoch"] == 1
+    assert sorted(retry.intermediate_values) == [1, 2, 3]  # epoch 1 carried over
+    assert retry.params == killed.params
+    sent = setup.pool.workers[0].link.sent  # type: ignore[attr-defined]
+    request = next(m for m in sent if isinstance(m, TrialRequest))
+    assert request.resume_from is not None and request.resume_from.epoch == 1
+    # Both trials ended for good: their resume points are gone.
+    assert not list((tmp_path / "loop" / "resume").glob("*"))
+    assert read_point(tmp_path / "loop" / "resume" / "trial-0") is None

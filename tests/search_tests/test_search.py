@@ -160,7 +160,7 @@ def test_changed_data_is_refused(workdir: Path) -> None:
 def test_study_records_what_reproduces_it(workdir: Path) -> None:
     summary = run_search(config(trials=2, seed=3), gpu_probe=fake_gpus(0))
     record = summary.record
-    assert record.space.sha256 and "def build(hp)" in record.space.source
+    assert record.space.sha256 and "def build(hp" in record.space.source
     assert {p["name"] for p in record.space.parameters} == {"x", "kind", "shift"}
     assert record.data.source == "digits" and len(record.data.sha256) == 64
     assert record.settings.seed == 3 and record.settings.sampler == "tpe"

@@ -106,7 +106,7 @@ def test_create_then_resume_records_what_reproduces_the_study(
     record = backend.store().record(backend.study)
     assert record.metric == "score" and record.direction == "maximize"
     assert record.space.sha256 == read_space_settings(backend.space).sha256
-    assert "def build(hp)" in record.space.source
+    assert "def build(hp" in record.space.source
     assert [p["name"] for p in record.space.parameters] == ["x"]
     assert record.data == data_summary(digits)
     assert record.data.source == "digits" and record.data.num_classes == 10
