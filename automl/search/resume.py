@@ -107,12 +107,14 @@ class ResumeWriter:
     Args:
         base: `.../resume/trial-N` (the files get their suffixes).
         epochs: the trial's budget: nothing is saved after the last epoch.
+        first_cost: the assumed cost of the first save, before one is measured. Defaults to
+            `FIRST_SAVE_SECONDS` (a model); an executor without a model saves a few bytes.
     """
 
-    def __init__(self, base: Path, epochs: int) -> None:
+    def __init__(self, base: Path, epochs: int, *, first_cost: float = FIRST_SAVE_SECONDS) -> None:
         self.base = base
         self.epochs = epochs
-        self._cost = FIRST_SAVE_SECONDS
+        self._cost = first_cost
         self._since = time.perf_counter()
         self._saved: Path | None = None
 

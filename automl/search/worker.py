@@ -187,7 +187,9 @@ class FunctionExecutor:
 
         started = time.perf_counter()
         hp = HyperParameters(answers)
-        resume = ResumeWriter(Path(request.resume), request.epochs) if request.resume else None
+        resume = None
+        if request.resume:  # no model to save: the state alone, a few bytes
+            resume = ResumeWriter(Path(request.resume), request.epochs, first_cost=0.0)
         tracker = EpochTracker(self.objective, on_epoch, None, resume=resume)
         first = 0
         if request.resume_from is not None:  # continue a killed trial after its saved epoch
