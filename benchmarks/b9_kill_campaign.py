@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Campaign:
         resumed: trials that continued a killed trial mid-way, and the epochs they took over.
         failures: trials failed, by reason kind.
         exit_codes: of each run.
+        killed_epochs: for each trial a kill failed, the epochs it had reported.
     """
 
     seconds: float = 0.0
@@ -58,6 +60,7 @@ class Campaign:
     resumed: dict[int, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     exit_codes: list[int] = field(default_factory=list)
+    killed_epochs: dict[int, int] = field(default_factory=dict)
 
     @property
     def epochs_saved(self) -> int:
@@ -114,10 +117,10 @@ def run_campaign(
     while len(result.kills) < kills and scheduler.poll() is None:
         gap = rng.uniform(*gaps)
         target = rng.choice(("worker", "scheduler"))
-        # The gap counts from when the search is working (its workers started), so kills land
-        # during trials, not only in the start-up of a restarted scheduler.
-        while not _children(scheduler.pid) and scheduler.poll() is None:
-            time.sleep(0.05)
+        # The gap counts from when this run trains (a trial of its own is running), so kills
+        # land during trials, not mostly in the start-up of a restarted scheduler.
+        while not _runs_a_trial(workdir, study, scheduler.pid) and scheduler.poll() is None:
+            time.sleep(0.1)
         moment = time.monotonic() + gap
         while time.monotonic() < moment and scheduler.poll() is None:
             seen.update(_children(scheduler.pid))
@@ -193,6 +196,8 @@ def _judge(
         outcome = TrialOutcome.from_json(trial.user_attrs.get(RESULT))
         if outcome is not None and outcome.failure_kind is not None:
             kinds[outcome.failure_kind.value] = kinds.get(outcome.failure_kind.value, 0) + 1
+            if outcome.failure_kind.value in ("died", "stale"):
+                result.killed_epochs[trial.number] = len(trial.intermediate_values)
     result.failures = kinds
 
 
@@ -206,6 +211,26 @@ def _finished(workdir: Path, study: str) -> dict[int, tuple[str, float | None]]:
     except AutoMLError:
         return {}
     return {t.number: (t.state.value, t.value) for t in record.trials if t.state.finished}
+
+
+def _runs_a_trial(workdir: Path, study: str, pid: int) -> bool:
+    """Whether the scheduler `pid` has a trial running (read-only)."""
+    import optuna
+
+    from automl.storage import attributes as keys
+
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{workdir / 'runs' / 'automl.db'}")
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        )
+    except Exception:
+        return False
+    for trial in trials:
+        launch = keys.TrialLaunch.from_json(trial.user_attrs.get(keys.LAUNCH))
+        if launch is not None and launch.owner.pid == pid:
+            return True
+    return False
 
 
 def _children(pid: int) -> set[int]:
@@ -290,6 +315,8 @@ def main() -> None:
     for name, ok in checks.items():
         print(f"{name}: {'yes' if ok else 'NO'}")
     print(f"failures by kind: {campaign.failures}; runs: {campaign.runs}")
+    print(f"epochs reported by each killed trial: {campaign.killed_epochs}")
+    print(f"resumed trials (epochs taken over): {campaign.resumed}")
     data: dict[str, Any] = {
         "settings": vars(args) | {"gaps": list(args.gaps)},
         "uninterrupted_seconds": baseline,
@@ -299,6 +326,7 @@ def main() -> None:
         "runs": campaign.runs,
         "resumed": campaign.resumed,
         "epochs_saved": campaign.epochs_saved,
+        "killed_epochs": campaign.killed_epochs,
         "failures": campaign.failures,
         "checks": checks,
         "exit_codes": campaign.exit_codes,
