@@ -8,6 +8,7 @@ the study has exactly its target of finished trials. The wall time is compared w
 search uninterrupted (goal ≤ 1.5×), and the epochs that mid-way resume saved are counted.
 
     python benchmarks/b9_kill_campaign.py --trials 30 --workers 2 --kills 10 --seed 0
+    python benchmarks/b9_kill_campaign.py ... --seed 1 --name b9_kill_campaign_seed1
 
 The CI test (`tests/search_tests/test_kill_campaign.py`) runs the same campaign, smaller, with
 the function executor.
@@ -276,12 +277,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--gaps", type=float, nargs=2, default=(4.0, 16.0))
     parser.add_argument("--space", default=str(REPO / "spaces" / "cnn.py"))
+    # Trial-seeded random search draws the same configurations whatever the timing, so both
+    # arms train the same models (TPE's depend on which trials finished first).
+    parser.add_argument("--sampler", default="random")
+    parser.add_argument("--name", default="b9_kill_campaign", help="result file name")
     args = parser.parse_args()
     from benchmarks.common import table, write_result
 
     flags = [
         "--trials", str(args.trials), "--workers", str(args.workers), "--epochs",
-        str(args.epochs), "--seed", str(args.seed), "--no-retrain", "--quiet", "--study", "space",
+        str(args.epochs), "--seed", str(args.seed), "--sampler", args.sampler, "--no-retrain",
+        "--quiet", "--study", "space",
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as plain, tempfile.TemporaryDirectory() as killed:
         command = search_command(args.space, flags)
@@ -331,7 +337,7 @@ def main() -> None:
         "checks": checks,
         "exit_codes": campaign.exit_codes,
     }
-    write_result("b9_kill_campaign", data)
+    write_result(args.name, data)
 
 
 if __name__ == "__main__":
