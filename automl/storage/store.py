@@ -85,7 +85,7 @@ class StudyStore:
             if self.sqlite_path is not None and create:
                 _enable_wal(self.sqlite_path)
             if not create:
-                self._check_schema(engine_kwargs)
+                self._check_schema()
             return optuna.storages.RDBStorage(
                 self.url,
                 engine_kwargs=engine_kwargs,
@@ -126,12 +126,25 @@ class StudyStore:
                 f"{redact_text(one_line(exc, 300), self.url)}"
             ) from exc
 
-    def _check_schema(self, engine_kwargs: dict[str, Any]) -> None:
-        """A reader checks that the store is complete and of a schema it reads before Optuna
-        opens it (Optuna would fail on a store a search is still creating)."""
+    def _reading_engine(self) -> Any:
+        """An engine for our own reads. On SQLite its connections are read-only: closing the
+        last connection to a WAL database would otherwise checkpoint it (rewrite the file), and
+        a reader never writes the store."""
+        import sqlite3
+
         from sqlalchemy import create_engine
 
-        engine = create_engine(self.url, **engine_kwargs)
+        if self.sqlite_path is None:
+            return create_engine(self.url, **_engine_kwargs(None))
+        uri = f"{self.sqlite_path.as_uri()}?mode=ro"
+        return create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=60)
+        )
+
+    def _check_schema(self) -> None:
+        """A reader checks that the store is complete and of a schema it reads before Optuna
+        opens it (Optuna would fail on a store a search is still creating)."""
+        engine = self._reading_engine()
         try:
             with engine.connect() as connection:
                 optuna_sql.check_schema(connection, self.shown_url)
@@ -164,9 +177,8 @@ class StudyStore:
         so `automl studies` stays fast however large the studies are.
         """
         import sqlalchemy.exc
-        from sqlalchemy import create_engine
 
-        engine = create_engine(self.url, **_engine_kwargs(self.sqlite_path))
+        engine = self._reading_engine()
         try:
             with engine.connect() as connection:
                 return optuna_sql.study_summaries(connection, self.shown_url)
