@@ -309,7 +309,7 @@ def _load_keras_dataset(name: str) -> Pools:
     """Read a `keras.datasets` download from the Keras cache; download it first if absent."""
     cache = keras_cache_dir()
     entry, origin = _KERAS_FILES[name]
-    if not (cache / entry).exists():
+    if _cached(cache, name) is None:
         _download_with_keras(name, cache / entry, origin)
     try:
         (x_train, y_train), (x_test, y_test), class_names = _read_keras_cache(name, cache)
@@ -325,6 +325,21 @@ def _load_keras_dataset(name: str) -> Pools:
         },
         class_names,
     )
+
+
+# Where each download lies in the Keras cache: Keras 3 extracts the CIFAR archives into a
+# `…-target/` folder, earlier versions straight into the cache; both are read.
+_CACHED = {
+    "mnist": ("mnist.npz",),
+    "fashion_mnist": ("fashion-mnist",),
+    "cifar10": ("cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"),
+    "cifar100": ("cifar-100-python-target/cifar-100-python", "cifar-100-python"),
+}
+
+
+def _cached(cache: Path, name: str) -> Path | None:
+    """The downloaded files of a Keras dataset in the cache, in any layout Keras writes."""
+    return next((cache / c for c in _CACHED[name] if (cache / c).exists()), None)
 
 
 def _download_with_keras(name: str, target: Path, origin: str) -> None:
@@ -360,7 +375,7 @@ def _read_keras_cache(
         y_test = read("t10k-labels-idx1-ubyte", 8)
         return (x_train, y_train), (x_test, y_test), _CLASS_NAMES[name]
     if name == "cifar10":
-        folder = cache / "cifar-10-batches-py"
+        folder = _cached(cache, name) or cache / "cifar-10-batches-py"
         batches = [_unpickle(folder / f"data_batch_{i}") for i in range(1, 6)]
         x_train = np.concatenate([b[b"data"] for b in batches])
         y_train = np.concatenate([np.array(b[b"labels"]) for b in batches])
@@ -370,7 +385,7 @@ def _read_keras_cache(
             (_chw_to_hwc(test[b"data"]), np.array(test[b"labels"])),
             _CLASS_NAMES[name],
         )
-    folder = cache / "cifar-100-python"
+    folder = _cached(cache, name) or cache / "cifar-100-python"
     train, test = _unpickle(folder / "train"), _unpickle(folder / "test")
     meta = _unpickle(folder / "meta")
     names = tuple(n.decode() for n in meta[b"fine_label_names"])

@@ -217,10 +217,17 @@ def test_mnist_is_read_from_the_keras_cache(
     assert len(data.test) == 20 and len(data.train) + len(data.val) == 50
 
 
+@pytest.mark.parametrize(
+    "layout",
+    ["cifar-10-batches-py-target/cifar-10-batches-py", "cifar-10-batches-py"],
+    ids=["keras-3-today", "older-keras"],
+)
 def test_cifar10_is_read_from_the_keras_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
 ) -> None:
-    folder = tmp_path / "keras" / "datasets" / "cifar-10-batches-py"
+    # Keras 3 extracts the archive into `cifar-10-batches-py-target/cifar-10-batches-py/`;
+    # older versions into `cifar-10-batches-py/`. Both must read.
+    folder = tmp_path / "keras" / "datasets" / layout
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
@@ -234,6 +241,27 @@ def test_cifar10_is_read_from_the_keras_cache(
     assert data.input_shape == (32, 32, 3)
     assert data.class_names[0] == "airplane"
     assert len(data.test) == 10
+
+
+@pytest.mark.parametrize("layout", ["cifar-100-python-target/cifar-100-python", "cifar-100-python"])
+def test_cifar100_is_read_from_the_keras_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    folder = tmp_path / "keras" / "datasets" / layout
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, count in (("train", 200), ("test", 100)):
+        split = {
+            b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+            b"fine_labels": [i % 100 for i in range(count)],
+        }
+        (folder / name).write_bytes(pickle.dumps(split))
+    names = [f"class{i}".encode() for i in range(100)]
+    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": names}))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    data = load_dataset("cifar100")
+    assert data.num_classes == 100 and data.class_names[5] == "class5"
+    assert len(data.test) == 100
 
 
 def test_keras_dataset_offline_says_which_file_to_place(
