@@ -28,6 +28,15 @@ def write_space(tmp_path: Path) -> Callable[[str, str], Path]:
     return write
 
 
+@pytest.fixture(autouse=True, scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image cache of folder sources goes to a temporary folder, not the user's home (the
+    subprocesses tests start inherit it)."""
+    folder = tmp_path_factory.mktemp("automl-cache")
+    os.environ["AUTOML_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tf() -> object:
     from automl.tfruntime import import_tensorflow

@@ -1,8 +1,10 @@
 """The one shape every data source becomes: train / val / test splits of uint8-ready images.
 
-Images are stored as arrays of shape (n, height, width, channels) holding pixel values in
-[0, 255] (uint8, or float32 for sources that were float). Labels are integer class indices.
-Nothing here imports TensorFlow; `automl.data.pipeline` turns a split into a `tf.data` pipeline.
+Images are arrays of shape (n, height, width, channels) holding pixel values in [0, 255] (uint8,
+or float32 for sources that were float): in memory for small sources (digits, `.npz`,
+`keras.datasets`), memory-mapped from the on-disk image cache for folders (`automl.data.cache`),
+which nothing reads whole. Labels are integer class indices. Nothing here imports TensorFlow;
+`automl.data.pipeline` turns a split into a `tf.data` pipeline.
 """
 
 from __future__ import annotations
@@ -127,31 +129,51 @@ def take(x: np.ndarray, y: np.ndarray, index: np.ndarray) -> Split:
 
 
 def save_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
-    """Write a prepared dataset as one .npz (atomically), so workers load it without decoding."""
+    """Write a prepared dataset as one .npz (atomically), so workers load it without decoding.
+
+    Splits held in memory are written out; splits memory-mapped from the image cache are
+    written as references to their cache files (a few bytes), which workers map again.
+    """
+    arrays: dict[str, np.ndarray] = {
+        "class_names": np.array(dataset.class_names, dtype=str),
+        "source": np.array(dataset.source),
+        "sha256": np.array(dataset.sha256),
+        "notes": np.array(dataset.notes, dtype=str),
+    }
+    for name in ("train", "val", "test"):
+        split: Split = getattr(dataset, name)
+        arrays[f"y_{name}"] = split.y
+        if isinstance(split.x, np.memmap):
+            arrays[f"file_{name}"] = np.array(str(split.x.filename))
+            arrays[f"shape_{name}"] = np.array(split.x.shape, dtype=np.int64)
+            arrays[f"offset_{name}"] = np.array(split.x.offset, dtype=np.int64)
+        else:
+            arrays[f"x_{name}"] = split.x
     with atomic_path(Path(path)) as temporary, open(temporary, "wb") as handle:
-        np.savez(
-            handle,
-            x_train=dataset.train.x,
-            y_train=dataset.train.y,
-            x_val=dataset.val.x,
-            y_val=dataset.val.y,
-            x_test=dataset.test.x,
-            y_test=dataset.test.y,
-            class_names=np.array(dataset.class_names, dtype=str),
-            source=np.array(dataset.source),
-            sha256=np.array(dataset.sha256),
-            notes=np.array(dataset.notes, dtype=str),
-        )
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
 
 
 def load_saved_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """Read what `save_dataset` wrote."""
+    """Read what `save_dataset` wrote (cached splits memory-mapped, not read)."""
     with np.load(path, allow_pickle=False) as data:
+        splits = {}
+        for name in ("train", "val", "test"):
+            if f"file_{name}" in data.files:
+                x: np.ndarray = np.memmap(
+                    str(data[f"file_{name}"]),
+                    dtype=np.uint8,
+                    mode="r",
+                    offset=int(data[f"offset_{name}"]),
+                    shape=tuple(int(n) for n in data[f"shape_{name}"]),
+                )
+            else:
+                x = data[f"x_{name}"]
+            splits[name] = Split(x, data[f"y_{name}"])
         return Dataset(
             source=str(data["source"]),
-            train=Split(data["x_train"], data["y_train"]),
-            val=Split(data["x_val"], data["y_val"]),
-            test=Split(data["x_test"], data["y_test"]),
+            train=splits["train"],
+            val=splits["val"],
+            test=splits["test"],
             class_names=tuple(str(c) for c in data["class_names"]),
             sha256=str(data["sha256"]),
             notes=tuple(str(n) for n in data["notes"]),

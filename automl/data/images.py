@@ -1,8 +1,10 @@
 """Image folders: one subfolder per class, optionally under `train/ val/ test/`.
 
-Every file is checked before any training: zero-byte, corrupt, non-image and oversized files are
-listed by path (or skipped with `skip_bad_images`); mixed sizes and colour modes are converted to
-one shape, with the counts reported.
+The folder is scanned once, reading only each file's header: zero-byte, corrupt, non-image and
+oversized files are listed by path before anything else (or skipped with `skip_bad_images`), and
+the common size and colour mode are chosen (mixed ones are converted, with the counts reported).
+`automl.data.cache` then decodes each image once, at that size, into the on-disk cache that
+every worker reads from.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from automl.data.dataset import Split
 from automl.errors import DataError, shown_path
 
 if TYPE_CHECKING:
-    from automl.data.sources import DataOptions, Pools
+    from automl.data.sources import DataOptions
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLIT_NAMES = ("train", "val", "test")
@@ -35,56 +36,78 @@ class _Found:
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class FolderListing:
+    """What the scan of a folder found: the readable files, the image shape, the notes.
+
+    Attributes:
+        root: the folder.
+        class_names: one per class subfolder, index = label.
+        files: per split given by the folder (`train`, and `val`/`test` when present), the
+            (path, label) of each file whose header is a readable image within the pixel limit.
+        size: (height, width) every image is resized to.
+        colour: whether images become RGB (else grayscale).
+        notes: what loading changes (resized, converted, skipped).
+        bad: files refused, with why (already reported unless `skip_bad_images`).
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    files: dict[str, list[tuple[Path, int]]]
+    size: tuple[int, int]
+    colour: bool
+    notes: tuple[str, ...] = ()
+    bad: tuple[tuple[Path, str], ...] = ()
+
+
+def scan_image_folder(root: Path, options: DataOptions) -> FolderListing:
+    """List the images of a folder and check every file's header, without decoding any.
+
+    Zero-byte, non-image, corrupt-header and oversized files (decompression bombs included) are
+    found here (`bad`); a file whose pixels turn out to be truncated is found when the image
+    cache is built. Both are reported together, by path, before any trial (`report_bad`).
+
+    Raises:
+        DataError: empty folder, no class subfolders, or no readable image.
+    """
+    shown = shown_path(root)
+    found, class_names = _scan(root)
+    headers, bad = _read_headers(found, options.max_pixels)
+    if not headers:
+        report_bad(root, bad, options)
+        raise DataError(f"{shown}: no readable images; add PNG/JPEG/BMP/GIF files.")
+    size = options.image_size or _common_size([h.size for h in headers])
+    colour = any(h.colour for h in headers)
+    notes: list[str] = []
+    resized = sum(1 for h in headers if h.size != size)
+    if resized:
+        notes.append(f"resized {resized} image(s) to {size[0]}×{size[1]}")
+    converted = sum(1 for h in headers if h.colour != colour)
+    if converted:
+        notes.append(f"converted {converted} grayscale image(s) to RGB")
+    files: dict[str, list[tuple[Path, int]]] = {}
+    for header in headers:
+        files.setdefault(header.found.split, []).append((header.found.path, header.found.label))
+    if "train" not in files:
+        raise DataError(f"{shown}/train: no readable training images.")
+    return FolderListing(root, class_names, files, size, colour, tuple(notes), tuple(bad))
+
+
+def report_bad(root: Path, bad: list[tuple[Path, str]], options: DataOptions) -> None:
+    """Refuse bad files, listed by path, unless they are to be skipped."""
+    if bad and not options.skip_bad_images:
+        listed = "; ".join(f"{shown_path(p)} ({why})" for p, why in bad[:_LISTED])
+        more = f"; and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        raise DataError(
+            f"{shown_path(root)}: {len(bad)} bad image file(s): {listed}{more}. Fix or remove "
+            "them, or pass --skip-bad-images to skip them."
+        )
+
+
+@dataclass(frozen=True)
+class _Header:
     found: _Found
     size: tuple[int, int]  # (height, width)
     colour: bool
-    image: object  # PIL.Image.Image, loaded
-
-
-def read_image_folder(root: Path, options: DataOptions) -> Pools:
-    """Decode every image under `root` into one array per split.
-
-    Raises:
-        DataError: empty folder, no class subfolders, bad files (listed), or one class.
-    """
-    from automl.data.sources import Pools
-
-    shown = shown_path(root)
-    found, class_names = _scan(root)
-    decoded, bad = _decode_all(found, options.max_pixels)
-    notes: list[str] = []
-    if bad:
-        if not options.skip_bad_images:
-            listed = "; ".join(f"{shown_path(p)} ({why})" for p, why in bad[:_LISTED])
-            more = f"; and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
-            raise DataError(
-                f"{shown}: {len(bad)} bad image file(s): {listed}{more}. Fix or remove them, "
-                "or pass --skip-bad-images to skip them."
-            )
-        notes.append(f"skipped {len(bad)} bad file(s)")
-    if not decoded:
-        raise DataError(f"{shown}: no readable images; add PNG/JPEG/BMP/GIF files.")
-    size = options.image_size or _common_size([d.size for d in decoded])
-    colour = any(d.colour for d in decoded)
-    resized = sum(1 for d in decoded if d.size != size)
-    if resized:
-        notes.append(f"resized {resized} image(s) to {size[0]}×{size[1]}")
-    converted = sum(1 for d in decoded if d.colour != colour)
-    if converted:
-        notes.append(f"converted {converted} grayscale image(s) to RGB")
-    arrays: dict[str, tuple[list[np.ndarray], list[int]]] = {}
-    for item in decoded:
-        xs, ys = arrays.setdefault(item.found.split, ([], []))
-        xs.append(_to_array(item.image, size, colour))
-        ys.append(item.found.label)
-    splits = {
-        split: Split(np.stack(xs), np.array(ys, dtype=np.int64))
-        for split, (xs, ys) in arrays.items()
-    }
-    if "train" not in splits:
-        raise DataError(f"{shown}/train: no readable training images.")
-    return Pools(splits, class_names, tuple(notes))
 
 
 def _scan(root: Path) -> tuple[list[_Found], tuple[str, ...]]:
@@ -140,12 +163,12 @@ def _files(folder: Path, class_names: tuple[str, ...], split: str) -> list[_Foun
     return found
 
 
-def _decode_all(
+def _read_headers(
     found: list[_Found], max_pixels: int
-) -> tuple[list[_Decoded], list[tuple[Path, str]]]:
+) -> tuple[list[_Header], list[tuple[Path, str]]]:
     from PIL import Image
 
-    decoded: list[_Decoded] = []
+    headers: list[_Header] = []
     bad: list[tuple[Path, str]] = []
     for item in found:
         path = item.path
@@ -158,13 +181,14 @@ def _decode_all(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(path)
-                width, height = image.size
-                if width * height > max_pixels:
-                    bad.append((path, f"{width}×{height} is over the {max_pixels}-pixel limit"))
-                    continue
-                image.seek(0)
-                image.load()
+                with Image.open(path) as image:  # reads the header only
+                    width, height = image.size
+                    if width * height > max_pixels:
+                        bad.append((path, f"{width}×{height} is over the {max_pixels}-pixel limit"))
+                        continue
+                    colour = image.mode not in ("1", "L", "LA", "I", "I;16", "F") and not (
+                        _is_gray(image)
+                    )
         except (
             OSError,
             ValueError,
@@ -174,9 +198,8 @@ def _decode_all(
         ) as exc:
             bad.append((path, f"corrupt: {type(exc).__name__}"))
             continue
-        colour = image.mode not in ("1", "L", "LA", "I", "I;16", "F") and not _is_gray(image)
-        decoded.append(_Decoded(item, (height, width), colour, image))
-    return decoded, bad
+        headers.append(_Header(item, (height, width), colour))
+    return headers, bad
 
 
 def _is_gray(image: object) -> bool:
@@ -195,11 +218,19 @@ def _common_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
     return (max(1, round(height * scale)), max(1, round(width * scale)))
 
 
-def _to_array(image: object, size: tuple[int, int], colour: bool) -> np.ndarray:
+def decode_image(path: Path, size: tuple[int, int], colour: bool) -> np.ndarray:
+    """One image as uint8 pixels (height, width, 3 or 1), resized and converted.
+
+    Raises:
+        OSError, ValueError, SyntaxError: the file does not decode (truncated, corrupt).
+    """
     from PIL import Image
 
-    assert isinstance(image, Image.Image)
-    converted = image.convert("RGB" if colour else "L")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image.seek(0)
+            converted = image.convert("RGB" if colour else "L")
     if converted.size != (size[1], size[0]):
         converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     array = np.asarray(converted, dtype=np.uint8)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.data.cache import build_cache
 from automl.data.dataset import (
     Dataset,
     Split,
@@ -25,7 +26,7 @@ from automl.data.dataset import (
     stratified_split,
     take,
 )
-from automl.data.images import read_image_folder
+from automl.data.images import report_bad, scan_image_folder
 from automl.errors import DataError, shown_path
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -103,8 +104,8 @@ def load_dataset(spec: str, options: DataOptions | None = None) -> Dataset:
     else:
         path = Path(spec).expanduser()
         if path.is_dir():
-            pools = read_image_folder(path, options)
-        elif path.suffix.lower() == ".npz" and path.is_file():
+            return _load_folder(spec, path, options)
+        if path.suffix.lower() == ".npz" and path.is_file():
             pools = _load_npz(path)
         elif path.exists():
             raise DataError(
@@ -128,42 +129,54 @@ class Pools:
     notes: tuple[str, ...] = ()
 
 
-def _make_splits(spec: str, pools: Pools, options: DataOptions) -> Dataset:
-    where = spec
-    names = pools.class_names
+def _split_rows(
+    where: str, names: tuple[str, ...], labels: Mapping[str, np.ndarray], options: DataOptions
+) -> dict[str, np.ndarray]:
+    """The rows of the source's train split that become train / val / test where the source has
+    no val or test split of its own (stratified, seeded); checks classes and labels."""
     if len(names) < 2:
         raise DataError(
             f"{where}: only one class ({', '.join(names) or 'none'}) found; classification "
             "needs at least two classes."
         )
-    train = pools.splits["train"]
-    splits: dict[str, Split] = dict(pools.splits)
-    missing = [name for name in ("val", "test") if name not in splits]
+    rows = {name: np.arange(len(y)) for name, y in labels.items()}
+    missing = [name for name in ("val", "test") if name not in labels]
     if missing:
         fractions = tuple(
             options.val_split if name == "val" else options.test_split for name in missing
         )
-        pool_size = len(train)
         # Fractions are of the whole pool; the remaining train part takes what is left.
         parts = stratified_split(
-            train.y, fractions, seed=options.seed, class_names=names, where=where
+            labels["train"], fractions, seed=options.seed, class_names=names, where=where
         )
-        splits["train"] = take(train.x, train.y, parts[0])
+        rows["train"] = parts[0]
         for name, index in zip(missing, parts[1:], strict=False):
-            splits[name] = take(train.x, train.y, index)
-        assert sum(len(splits[n]) for n in ("train", *missing)) == pool_size
-    for name, split in splits.items():
-        if len(split) == 0:
+            rows[name] = index
+    for name, index in rows.items():
+        if len(index) == 0:
             raise DataError(f"{where}: the {name} split is empty; add images to it.")
-        labels = np.unique(split.y)
-        if labels.min() < 0 or labels.max() >= len(names):
+        source = labels[name if name in labels else "train"]
+        present = np.unique(source[index])
+        if present.min() < 0 or present.max() >= len(names):
             raise DataError(f"{where}: {name} labels must lie in [0, {len(names) - 1}].")
-    counts = np.bincount(splits["train"].y, minlength=len(names))
+    counts = np.bincount(labels["train"][rows["train"]], minlength=len(names))
     if (counts == 0).any():
         absent = [names[i] for i in np.flatnonzero(counts == 0)]
         raise DataError(
             f"{where}: class(es) {', '.join(absent)} have no training examples; add some."
         )
+    return rows
+
+
+def _make_splits(spec: str, pools: Pools, options: DataOptions) -> Dataset:
+    where = spec
+    names = pools.class_names
+    rows = _split_rows(where, names, {n: s.y for n, s in pools.splits.items()}, options)
+    splits = {
+        name: take(pools.splits[name if name in pools.splits else "train"].x,
+                   pools.splits[name if name in pools.splits else "train"].y, index)
+        for name, index in rows.items()
+    }  # fmt: skip
     shapes = {split.x.shape[1:] for split in splits.values()}
     if len(shapes) > 1:
         raise DataError(f"{where}: splits have different image shapes {sorted(shapes)}.")
@@ -176,6 +189,45 @@ def _make_splits(spec: str, pools: Pools, options: DataOptions) -> Dataset:
         class_names=names,
         sha256=content_hash(ordered, names),
         notes=pools.notes,
+    )
+
+
+def _load_folder(spec: str, root: Path, options: DataOptions) -> Dataset:
+    """An image folder: scanned (headers), split by labels, then decoded once into the on-disk
+    cache that every worker reads from (`automl.data.cache`)."""
+    listing = scan_image_folder(root, options)
+    names = listing.class_names
+    labels = {
+        split: np.array([label for _, label in files], dtype=np.int64)
+        for split, files in listing.files.items()
+    }
+    rows = _split_rows(spec, names, labels, options)
+    assignment = {
+        name: [listing.files[name if name in listing.files else "train"][i] for i in index]
+        for name, index in rows.items()
+    }
+    cached = build_cache(
+        root, assignment, size=listing.size, colour=listing.colour, class_names=names
+    )
+    bad = [*listing.bad, *cached.bad]
+    report_bad(root, bad, options)  # every bad file at once, before any trial
+    if cached.bad:  # skipped: the cache again without the files that did not decode
+        failed = {path.resolve() for path, _ in cached.bad}
+        assignment = {
+            n: [f for f in files if f[0].resolve() not in failed] for n, files in assignment.items()
+        }
+        cached = build_cache(
+            root, assignment, size=listing.size, colour=listing.colour, class_names=names
+        )
+    notes = ([f"skipped {len(bad)} bad file(s)"] if bad else []) + list(listing.notes)
+    return Dataset(
+        source=spec,
+        train=cached.splits["train"],
+        val=cached.splits["val"],
+        test=cached.splits["test"],
+        class_names=names,
+        sha256=cached.sha256,
+        notes=tuple(notes),
     )
 
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 FLOAT_TOLERANCE = 1e-4
 PARITY_BATCH = 64
+ACCURACY_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -349,10 +350,16 @@ def _accuracy_change(
     tflite: Format, folder: Path, model: Any, dataset: Dataset
 ) -> dict[str, float]:
     """Test accuracy of the quantized TFLite model against the Keras model's."""
-    x = dataset.test.x.astype("float32")
-    keras_accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0), 1) == dataset.test.y))
-    lite = tflite.run(tflite.load(folder), x)
-    lite_accuracy = float(np.mean(np.argmax(lite, 1) == dataset.test.y))
+    # A batch at a time: the test split of a folder is large and memory-mapped.
+    loaded = tflite.load(folder)
+    keras_right = lite_right = 0
+    for start in range(0, len(dataset.test), ACCURACY_BATCH):
+        x = np.asarray(dataset.test.x[start : start + ACCURACY_BATCH], dtype="float32")
+        y = dataset.test.y[start : start + ACCURACY_BATCH]
+        keras_right += int(np.sum(np.argmax(model.predict(x, verbose=0), 1) == y))
+        lite_right += int(np.sum(np.argmax(tflite.run(loaded, x), 1) == y))
+    keras_accuracy = keras_right / len(dataset.test)
+    lite_accuracy = lite_right / len(dataset.test)
     return {
         "keras_test_accuracy": keras_accuracy,
         "tflite_test_accuracy": lite_accuracy,

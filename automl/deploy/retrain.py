@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from automl.data import Dataset, Split, load_saved_dataset
+from automl.data import Dataset, load_saved_dataset
 from automl.errors import SpaceError, StoreError, shown_path
 from automl.storage.records import StudyRecord, TrialRecord, TrialState
 from automl.storage.store import StudyStore
@@ -183,16 +183,15 @@ def _retrain_one(
     import keras
 
     started = time.perf_counter()
-    full = Split(
-        np.concatenate([dataset.train.x, dataset.val.x]),
-        np.concatenate([dataset.train.y, dataset.val.y]),
-    )
     count = epochs or retrain_epochs(
         trial.best_epoch or trial.epochs_run or 1, len(dataset.train), len(dataset.val)
     )
     keras.backend.clear_session()
     hp = HyperParameters(FixedAnswers(dict(trial.params), source=f"trial {trial.number}"))
-    training = TrialTraining(space, dataset, hp, train=full, val=None, epochs=count, seed=seed)
+    # Train + val joined by the pipeline, not copied into one array (a folder's cache is large).
+    training = TrialTraining(
+        space, dataset, hp, train=(dataset.train, dataset.val), val=None, epochs=count, seed=seed
+    )
     plan = training.build()
     recorder = _History()
     training.fit(plan, callbacks=[recorder.callback()])

@@ -36,7 +36,8 @@ class TrialTraining:
         space: the loaded space file.
         dataset: the data; its shape and classes reach `build` through `SpaceInfo`.
         hp: the configuration (its `batch_size` sets the pipeline's batch).
-        train: the split to train on (`dataset.train`, or train + val when retraining).
+        train: the split to train on (`dataset.train`), or several joined without a copy
+            (train and val when retraining).
         val: the split measured after each epoch, or None for none.
         epochs: the epoch budget, shared by the plan's phases.
         seed: seeds Python, NumPy and TensorFlow before `build`, and the shuffling.
@@ -46,10 +47,15 @@ class TrialTraining:
     space: Space
     dataset: Dataset
     hp: HyperParameters
-    train: Split
+    train: Split | tuple[Split, ...]
     val: Split | None
     epochs: int
     seed: int = 0
+
+    @property
+    def train_size(self) -> int:
+        parts = self.train if isinstance(self.train, tuple) else (self.train,)
+        return sum(len(part) for part in parts)
 
     def build(self) -> TrainingPlan:
         """Seed, then run the space's `build` with the data's `SpaceInfo`.
@@ -64,7 +70,7 @@ class TrialTraining:
             self.dataset.input_shape,
             self.dataset.num_classes,
             self.dataset.class_names,
-            train_size=len(self.train),
+            train_size=self.train_size,
             epochs=self.epochs,
         )
         return self.space.build_plan(self.hp, info)
@@ -107,7 +113,7 @@ class TrialTraining:
                 training=False,
                 target_shape=target,
             )
-        run_epochs_in_one_call(model, steps=-(-len(self.train) // batch_size))
+        run_epochs_in_one_call(model, steps=-(-self.train_size // batch_size))
         all_callbacks = [*callbacks, *plan.callbacks_for(validation=val is not None)]
         for index, (first, last) in enumerate(plan.phases(self.epochs)):
             if last <= initial_epoch:
