@@ -44,17 +44,43 @@ def add_data_arguments(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip corrupt, empty, non-image and oversized files instead of stopping",
     )
+    group.add_argument(
+        "--image-size",
+        type=image_size_arg,
+        metavar="HxW",
+        help="size images of a folder are resized to, e.g. 224x224 (default: their most common "
+        "size, at most 256 on the long side); part of the data's hash",
+    )
 
 
-def load_data(args: argparse.Namespace, settings: Any, console: Console) -> Any:
-    from automl.data import DataOptions, load_dataset
+def data_options(args: argparse.Namespace) -> Any:
+    """The `DataOptions` of the data flags."""
+    from automl.data import DataOptions
 
-    options = DataOptions(
+    return DataOptions(
         val_split=args.val_split,
         test_split=args.test_split,
         skip_bad_images=args.skip_bad_images,
+        image_size=args.image_size,
     )
-    dataset = load_dataset(args.data or settings.data or "digits", options)
+
+
+def image_size_arg(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--image-size needs HEIGHTxWIDTH in pixels, e.g. 224x224, got {text!r}"
+        )
+    height, width = int(match.group(1)), int(match.group(2))
+    if height * width > 4096 * 4096:
+        raise argparse.ArgumentTypeError(f"--image-size {text} is over 4096x4096 pixels")
+    return height, width
+
+
+def load_data(args: argparse.Namespace, settings: Any, console: Console) -> Any:
+    from automl.data import load_dataset
+
+    dataset = load_dataset(args.data or settings.data or "digits", data_options(args))
     for note in dataset.notes:
         console.print(f"data: {note}", markup=False)
     return dataset

@@ -13,6 +13,7 @@ from automl.cli.common import (
     add_storage_argument,
     cells,
     count_arg,
+    data_options,
     duration_arg,
     fmt,
     gpu_list,
@@ -161,7 +162,6 @@ def add_search(commands: Any) -> None:
 
 def run_search_command(args: argparse.Namespace, console: Console) -> int:
     from automl.cli.progress import make_progress
-    from automl.data import DataOptions
     from automl.search import SearchConfig, run_search
 
     config = SearchConfig(
@@ -170,11 +170,7 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         study=args.study,
         storage=args.storage,
         data=args.data,
-        data_options=DataOptions(
-            val_split=args.val_split,
-            test_split=args.test_split,
-            skip_bad_images=args.skip_bad_images,
-        ),
+        data_options=data_options(args),
         epochs=args.epochs,
         workers=args.workers,
         gpus=args.gpus,

@@ -1,0 +1,153 @@
+"""Image folders through the on-disk cache: decoded once, memory-mapped, read by index, reused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automl.data import DataOptions, load_dataset, load_saved_dataset, save_dataset
+from automl.data.images import decode_image
+
+from ..conftest import REPO
+from ..images import make_folder
+
+
+def _rows(dataset: object) -> set[bytes]:
+    return {
+        bytes(row)
+        for name in ("train", "val", "test")
+        for row in np.asarray(getattr(dataset, name).x)
+    }
+
+
+def test_a_folder_is_decoded_once_into_memory_mapped_splits(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "imgs", per_class=8)
+    data = load_dataset(str(root))
+    for split in (data.train, data.val, data.test):
+        assert isinstance(split.x, np.memmap) and split.x.dtype == np.uint8
+    # Every file's pixels, decoded at the chosen size, are one row of the cache.
+    files = sorted((root).rglob("*.png"))
+    decoded = {decode_image(f, (10, 12), True).tobytes() for f in files}
+    assert _rows(data) == decoded and sum(data.sizes().values()) == len(files)
+    cache = Path(data.train.x.filename).parent
+    written = (cache / "train.u8").stat().st_mtime_ns
+    again = load_dataset(str(root))
+    assert Path(again.train.x.filename).parent == cache  # reused, not decoded again
+    assert (cache / "train.u8").stat().st_mtime_ns == written
+    assert again.sha256 == data.sha256
+    assert json.loads((cache / "meta.json").read_text())["shape"] == [10, 12, 3]
+
+
+def test_the_image_size_is_chosen_and_part_of_the_hash(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "imgs", per_class=8)
+    default = load_dataset(str(root))
+    small = load_dataset(str(root), DataOptions(image_size=(8, 6)))
+    assert small.input_shape == (8, 6, 3) and default.input_shape == (10, 12, 3)
+    assert small.sha256 != default.sha256
+    assert "resized 16 image(s) to 8×6" in small.notes
+
+
+def test_a_changed_file_makes_a_new_cache(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "imgs", per_class=8)
+    first = load_dataset(str(root))
+    from ..images import write_png
+
+    write_png(root / "cat" / "0.png", (16, 16), "RGB", seed=999)
+    os.utime(root / "cat" / "0.png", ns=(1, 1))  # another modification time
+    second = load_dataset(str(root))
+    assert second.sha256 != first.sha256
+    assert Path(second.train.x.filename).parent != Path(first.train.x.filename).parent
+
+
+def test_the_saved_dataset_of_a_folder_holds_references(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "imgs", per_class=8)
+    data = load_dataset(str(root))
+    save_dataset(data, tmp_path / "dataset.npz")
+    assert (tmp_path / "dataset.npz").stat().st_size < 20_000
+    loaded = load_saved_dataset(tmp_path / "dataset.npz")
+    assert isinstance(loaded.train.x, np.memmap)
+    assert np.array_equal(loaded.test.x, data.test.x) and loaded.sha256 == data.sha256
+
+
+def test_the_pipeline_reads_cached_rows_as_it_slices_arrays(tmp_path: Path, tf: object) -> None:
+    from automl.data.dataset import Split
+    from automl.data.pipeline import make_pipeline
+
+    root = make_folder(tmp_path / "imgs", per_class=12)
+    data = load_dataset(str(root), DataOptions(val_split=0.2, test_split=0.2))
+    in_memory = Split(np.array(data.train.x), data.train.y)
+
+    def batches(split: object, target: tuple[int, int, int] | None = None) -> list[np.ndarray]:
+        pipeline = make_pipeline(split, batch_size=5, training=False, target_shape=target)  # type: ignore[arg-type]
+        return [np.asarray(x) for x, _ in pipeline]
+
+    for got, want in zip(batches(data.train), batches(in_memory), strict=True):
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+    resized = batches(data.train, (20, 24, 1))  # resized and converted per batch
+    assert resized[0].shape[1:] == (20, 24, 1)
+    joined = make_pipeline((data.train, data.val), batch_size=64, training=True, seed=1)
+    labels = np.concatenate([np.asarray(y) for _, y in joined])
+    assert sorted(labels) == sorted(np.concatenate([data.train.y, data.val.y]))
+
+
+def _epoch_memory(path: Path, images: int) -> tuple[int, float]:
+    """In a fresh process: images seen in one epoch over a cache of `images` 256×256×3 rows, and
+    how much resident memory grew during it (MiB)."""
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        from automl.data.dataset import Split
+        from automl.data.pipeline import make_pipeline
+
+        def rss():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+
+        shape = ({images}, 256, 256, 3)
+        with open({str(path)!r}, "wb") as f:
+            f.truncate(int(np.prod(shape)))
+        x = np.memmap({str(path)!r}, dtype=np.uint8, mode="r", shape=shape)
+        pipeline = make_pipeline(Split(x, np.arange({images}) % 5), batch_size=32, training=True)
+        next(iter(pipeline))  # TensorFlow and the pipeline started
+        before = rss()
+        seen = sum(int(batch.shape[0]) for batch, _ in pipeline)
+        print("SEEN", seen, "GROWTH", rss() - before)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    words = result.stdout.split()
+    return int(words[words.index("SEEN") + 1]), float(words[words.index("GROWTH") + 1])
+
+
+def test_memory_does_not_grow_with_the_number_of_images(tmp_path: Path) -> None:
+    """One epoch over 500 and over 2,000 cached images (98 and 393 MB): what the pipeline holds
+    is a few batches in flight, the same for both, never the data."""
+    small = _epoch_memory(tmp_path / "small.u8", 500)
+    large = _epoch_memory(tmp_path / "large.u8", 2000)
+    assert small[0] == 500 and large[0] == 2000
+    assert large[1] - small[1] < 60, f"growth {small[1]:.0f} MiB (500) vs {large[1]:.0f} (2,000)"
+    assert large[1] < 250  # batches in flight (25 MB of float32 each), not the 393 MB of data
+
+
+@pytest.mark.parametrize("size", ["12x", "0x4", "axb", "5000x5000"])
+def test_bad_image_sizes_are_refused(size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from automl.cli import main
+
+    assert main(["check", "spaces/cnn.py", "--image-size", size]) == 2
+    err = capsys.readouterr().err
+    assert "--image-size" in err and len(err.strip().splitlines()) == 1
