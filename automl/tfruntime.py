@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 _ready = False
@@ -71,3 +72,41 @@ class quiet_stderr:
             self._file.seek(0)
             sys.stderr.write(self._file.read().decode("utf-8", "replace"))
         self._file.close()
+
+
+PRECISIONS = ("auto", "float32", "mixed")
+# Tensor cores (compute capability 7.0, Volta, and later) are where float16 pays off.
+MIXED_FROM_CAPABILITY = (7, 0)
+
+
+def policy_for(precision: str, capabilities: Sequence[tuple[int, int]]) -> str:
+    """The Keras dtype policy for `--precision` on GPUs of these compute capabilities.
+
+    `auto` is `mixed_float16` when every visible GPU has tensor cores, else `float32` (the CPU
+    included: float16 is slower there).
+    """
+    if precision == "mixed":
+        return "mixed_float16"
+    if precision == "float32":
+        return "float32"
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    fast = bool(capabilities) and all(c >= MIXED_FROM_CAPABILITY for c in capabilities)
+    return "mixed_float16" if fast else "float32"
+
+
+def set_precision(precision: str) -> str:
+    """Set this process's Keras dtype policy for `--precision` (before any model is built);
+    returns the policy. Models keep float32 variables and a float32 output layer (the zoo's
+    head; see `automl.spaces.zoo.classifier_head`)."""
+    tf = import_tensorflow()
+    import keras
+
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = details.get("compute_capability")
+        capabilities.append(tuple(capability) if capability else (0, 0))
+    policy = policy_for(precision, capabilities)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy

@@ -53,6 +53,20 @@ def add_data_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
+def add_precision_arguments(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("precision")
+    group.add_argument(
+        "--precision",
+        choices=("auto", "float32", "mixed"),
+        default="auto",
+        help="mixed float16 training: auto uses it on GPUs with tensor cores (compute "
+        "capability 7.0+), float32 elsewhere; exports are float32 either way (default auto)",
+    )
+    group.add_argument(
+        "--jit", action="store_true", help="compile each model's training step with XLA"
+    )
+
+
 def data_options(args: argparse.Namespace) -> Any:
     """The `DataOptions` of the data flags."""
     from automl.data import DataOptions

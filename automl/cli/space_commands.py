@@ -12,6 +12,7 @@ from automl.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_data_arguments,
+    add_precision_arguments,
     cells,
     count_arg,
     fmt,
@@ -219,6 +220,7 @@ def add_trial(commands: Any) -> None:
         "--objective", metavar="METRIC[:DIR]", help="override the space's OBJECTIVE"
     )
     add_data_arguments(command)
+    add_precision_arguments(command)
     command.set_defaults(run=run_trial_command)
 
 
@@ -235,9 +237,10 @@ def run_trial_command(args: argparse.Namespace, console: Console) -> int:
     epochs = args.epochs or settings.epochs or 10
     data = load_data(args, settings, console)
     with console.status("Importing TensorFlow…"):
-        from automl.tfruntime import import_tensorflow
+        from automl.tfruntime import import_tensorflow, set_precision
 
         import_tensorflow()
+        policy = set_precision(args.precision)
         from automl.search.runner import Outcome, run_trial
         from automl.spaces import load_space
 
@@ -245,7 +248,7 @@ def run_trial_command(args: argparse.Namespace, console: Console) -> int:
     answers = FixedAnswers(values, missing="default", source="--params")
     console.print(
         f"Training {settings.path.name} on {data.source} for up to {epochs} epochs "
-        f"(objective {objective})"
+        f"(objective {objective}; {policy}{', XLA' if args.jit else ''})"
     )
     started = time.perf_counter()
     last = [started]
@@ -258,7 +261,14 @@ def run_trial_command(args: argparse.Namespace, console: Console) -> int:
         return True
 
     result = run_trial(
-        space, data, answers, epochs=epochs, seed=args.seed, objective=objective, on_epoch=on_epoch
+        space,
+        data,
+        answers,
+        epochs=epochs,
+        seed=args.seed,
+        objective=objective,
+        on_epoch=on_epoch,
+        jit=args.jit,
     )
     for name in answers.unused():
         console.print(

@@ -10,6 +10,7 @@ from automl.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_data_arguments,
+    add_precision_arguments,
     add_storage_argument,
     cells,
     count_arg,
@@ -114,6 +115,7 @@ def add_search(commands: Any) -> None:
         metavar="K",
         help="trials packed on each GPU (default 1)",
     )
+    add_precision_arguments(command)
     limits = command.add_argument_group("limits")
     limits.add_argument(
         "--timeout",
@@ -182,6 +184,8 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         objective=args.objective,
         max_failures=args.max_failures,
         trial_timeout=args.trial_timeout,
+        precision=args.precision,
+        jit=args.jit,
         allow_space_change=args.allow_space_change,
         keep_checkpoints=args.keep_checkpoints,
         patience=args.patience or None,

@@ -33,7 +33,7 @@ from automl.deploy.formats import (
     FormatUnavailable,
     WriteRequest,
 )
-from automl.deploy.strip import strip_augmentation
+from automl.deploy.strip import float32_model, strip_augmentation
 from automl.errors import ExportError, StoreError, UsageError, shown_path
 from automl.storage.atomic import atomic_folder, check_output_folder
 from automl.storage.records import StudyRecord, TrialState
@@ -115,7 +115,7 @@ def export_study(
 
     dataset = load_saved_dataset(artifacts.dataset_path)
     step(f"Exporting trial {source.trial} ({source.kind} model: {shown_path(source.path)})")
-    model = strip_augmentation(keras.saving.load_model(source.path, safe_mode=True))
+    model = float32_model(strip_augmentation(keras.saving.load_model(source.path, safe_mode=True)))
     sample = dataset.test.x[:PARITY_BATCH].astype("float32")
     reference = np.asarray(model.predict(sample, verbose=0))
     files: dict[str, str] = {}

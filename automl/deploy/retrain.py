@@ -77,12 +77,13 @@ def retrain_study(
         StoreError: no such study, no complete trial, or a missing checkpoint.
         SpaceError: the space file changed since the search.
     """
-    from automl.tfruntime import import_tensorflow
+    from automl.tfruntime import import_tensorflow, set_precision
 
     store = StudyStore(storage)
     record = store.record(study)
     artifacts = store.artifacts(study)
     import_tensorflow()  # before the space file imports Keras, so its start-up stays quiet
+    set_precision(record.settings.precision)  # trained as the search trained its trials
     trials = [t for t in record.ranked() if t.state is TrialState.COMPLETE][:top_k]
     if not trials:
         raise StoreError(f"study {study!r} has no complete trial to retrain yet; run a search.")
@@ -105,6 +106,7 @@ def retrain_study(
                         seed=seed,
                         epochs=epochs,
                         path=artifacts.retrain_dir / f"trial-{trial.number}-seed-{seed}.keras",
+                        jit=record.settings.jit,
                     )
                     for seed in range(seeds)
                 ]
@@ -172,7 +174,14 @@ def _space(record: StudyRecord, space_path: str | None) -> Space:
 
 
 def _retrain_one(
-    space: Space, trial: TrialRecord, dataset: Dataset, *, seed: int, epochs: int | None, path: Path
+    space: Space,
+    trial: TrialRecord,
+    dataset: Dataset,
+    *,
+    seed: int,
+    epochs: int | None,
+    path: Path,
+    jit: bool = False,
 ) -> RetrainResult:
     from automl.search.runner import save_model_atomically
     from automl.search.training import TrialTraining
@@ -190,7 +199,14 @@ def _retrain_one(
     hp = HyperParameters(FixedAnswers(dict(trial.params), source=f"trial {trial.number}"))
     # Train + val joined by the pipeline, not copied into one array (a folder's cache is large).
     training = TrialTraining(
-        space, dataset, hp, train=(dataset.train, dataset.val), val=None, epochs=count, seed=seed
+        space,
+        dataset,
+        hp,
+        train=(dataset.train, dataset.val),
+        val=None,
+        epochs=count,
+        seed=seed,
+        jit=jit,
     )
     plan = training.build()
     recorder = _History()

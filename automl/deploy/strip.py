@@ -1,9 +1,11 @@
-"""Removing augmentation layers from a trained model before it is exported.
+"""Turning a trained model into the one export writes: augmentation removed, float32 throughout.
 
 Random augmentation layers only act in training (they are the identity at inference); export
 removes them so that every inference graph it writes is free of them. This module owns
 recognising those layers (the zoo's `augment_` prefix or a Keras `Random*` class) and rebuilding
-the model without them, weights kept.
+the model without them, weights kept. A model trained under mixed precision (`--precision`) is
+rebuilt with float32 layers, so that every export format and `predict` run float32 (its
+variables were float32 all along, so nothing is lost).
 """
 
 from __future__ import annotations
@@ -78,3 +80,45 @@ def strip_augmentation(model: Any) -> Any:
         source = model.get_layer(layer.name)
         layer.set_weights(source.get_weights())
     return clean
+
+
+def float32_model(model: Any) -> Any:
+    """The same model with every layer's dtype policy float32 (unchanged when it is already)."""
+    import keras
+
+    def mixed(layer: Any) -> bool:
+        policy = getattr(layer, "dtype_policy", None)
+        return getattr(policy, "name", "float32") != "float32"
+
+    if not any(mixed(layer) for layer in _all_layers(model)):
+        return model
+    config = model.get_config()
+
+    def to_float32(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(
+                value.get("config"), dict
+            ):
+                return {**value, "config": {**value["config"], "name": "float32"}}
+            return {k: to_float32(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [to_float32(v) for v in value]
+        return value
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # layers built without a policy of their own
+    try:
+        clean = model.__class__.from_config(to_float32(config))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def _all_layers(model: Any) -> list[Any]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found += _all_layers(layer)
+    return found

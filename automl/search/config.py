@@ -32,6 +32,9 @@ class SearchConfig:
         trial_timeout: seconds after which a running trial fails as timed out; None for 10x
             the slowest epoch measured x the epochs, at least 5 minutes.
         worker_start_timeout: seconds a worker may take to start (import, data, preflight).
+        precision: `auto` (mixed float16 on GPUs with tensor cores, else float32), `float32`
+            or `mixed`.
+        jit: compile every model's training step with XLA.
         allow_space_change: resume even if the space file or data changed.
         keep_checkpoints: best-epoch checkpoints kept (of the best complete trials).
         patience: early-stopping patience in epochs; None for none.
@@ -58,6 +61,8 @@ class SearchConfig:
     max_failures: int = 5
     trial_timeout: float | None = None
     worker_start_timeout: float = 600.0
+    precision: str = "auto"
+    jit: bool = False
     allow_space_change: bool = False
     keep_checkpoints: int = 3
     patience: int | None = 5
@@ -82,4 +87,6 @@ class SearchConfig:
             keep_checkpoints=self.keep_checkpoints,
             patience=self.patience,
             data_options=self.data_options.to_dict(),
+            precision=self.precision,
+            jit=self.jit,
         )

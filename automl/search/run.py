@@ -136,6 +136,8 @@ def run_search(
                 preflight=True,
                 patience=config.patience,
                 log_dir=str(artifacts.root / "logs"),
+                precision=config.precision,
+                jit=config.jit,
             )
             scheduler = Scheduler(
                 config,

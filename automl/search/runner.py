@@ -93,6 +93,7 @@ def run_trial(
     verbose: int = 0,
     resume: Path | None = None,
     resume_from: ResumePoint | None = None,
+    jit: bool = False,
 ) -> TrialResult:
     """Build and train one configuration.
 
@@ -115,6 +116,7 @@ def run_trial(
             can continue mid-way if this worker is killed; None for none. Defaults to `None`.
         resume_from: the resume point of the killed trial this one retries: training continues
             after its epoch, from its saved model. Defaults to `None` (from epoch 0).
+        jit: compile the training step with XLA. Defaults to `False` (the space's choice).
     """
     from automl.tfruntime import import_tensorflow
 
@@ -124,7 +126,7 @@ def run_trial(
     objective = objective or space.objective
     started = time.perf_counter()
     training = TrialTraining(
-        space, dataset, HyperParameters(answers), dataset.train, dataset.val, epochs, seed
+        space, dataset, HyperParameters(answers), dataset.train, dataset.val, epochs, seed, jit
     )
     hp = training.hp
     tracker = EpochTracker(

@@ -42,6 +42,8 @@ class TrialTraining:
         epochs: the epoch budget, shared by the plan's phases.
         seed: seeds Python, NumPy and TensorFlow before `build`, and the shuffling.
             Defaults to `0`.
+        jit: compile the training step with XLA (`--jit`). Defaults to `False`: the space's
+            own `compile` decides.
     """
 
     space: Space
@@ -51,6 +53,7 @@ class TrialTraining:
     val: Split | None
     epochs: int
     seed: int = 0
+    jit: bool = False
 
     @property
     def train_size(self) -> int:
@@ -114,6 +117,8 @@ class TrialTraining:
                 target_shape=target,
             )
         run_epochs_in_one_call(model, steps=-(-self.train_size // batch_size))
+        if self.jit:
+            model.jit_compile = True
         all_callbacks = [*callbacks, *plan.callbacks_for(validation=val is not None)]
         for index, (first, last) in enumerate(plan.phases(self.epochs)):
             if last <= initial_epoch:
@@ -124,6 +129,8 @@ class TrialTraining:
                 if stopped():
                     break
                 _start_fine_tuning(model, plan.fine_tune)
+                if self.jit:  # compile() resets it
+                    model.jit_compile = True
             kwargs: dict[str, Any] = {
                 "epochs": last,
                 "initial_epoch": max(first, initial_epoch),

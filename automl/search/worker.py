@@ -70,6 +70,8 @@ class WorkerSetup:
         space_sha256: the study's hash of the space file: a worker started after the file was
             edited (a replacement after a death, OOM or recycling) refuses to run it. None for
             no check.
+        precision: `--precision` (`auto`, `float32`, `mixed`), set before any model is built.
+        jit: compile every model's training step with XLA.
     """
 
     space_path: str
@@ -80,6 +82,8 @@ class WorkerSetup:
     patience: int | None = 5
     log_dir: str | None = None
     space_sha256: str | None = None
+    precision: str = "auto"
+    jit: bool = False
 
 
 class Executor(Protocol):
@@ -96,9 +100,11 @@ class KerasExecutor:
     def __init__(self, setup: WorkerSetup, slot: Slot) -> None:
         from automl.data import load_saved_dataset
         from automl.spaces import load_space
-        from automl.tfruntime import import_tensorflow
+        from automl.tfruntime import import_tensorflow, set_precision
 
         import_tensorflow(threads=slot.threads)
+        set_precision(setup.precision)
+        self.jit = setup.jit
         self.space = load_space(setup.space_path)
         self.dataset = load_saved_dataset(setup.dataset_path)
         self.objective = setup.objective
@@ -141,6 +147,7 @@ class KerasExecutor:
             patience=self.patience,
             resume=Path(request.resume) if request.resume else None,
             resume_from=request.resume_from,
+            jit=self.jit,
         )
 
 

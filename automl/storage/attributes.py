@@ -180,6 +180,8 @@ class SearchSettings:
     keep_checkpoints: int = 3
     patience: int | None = None
     data_options: Mapping[str, Any] = field(default_factory=dict)
+    precision: str = "auto"
+    jit: bool = False
 
     def to_json(self) -> JSON:
         return {
@@ -197,6 +199,8 @@ class SearchSettings:
             "keep_checkpoints": self.keep_checkpoints,
             "patience": self.patience,
             "data_options": dict(self.data_options),
+            "precision": self.precision,
+            "jit": self.jit,
         }
 
     @classmethod
@@ -219,6 +223,8 @@ class SearchSettings:
             keep_checkpoints=int(data.get("keep_checkpoints", default.keep_checkpoints)),
             patience=_optional_int(data.get("patience")),
             data_options=dict(data.get("data_options") or {}),
+            precision=str(data.get("precision", default.precision)),
+            jit=bool(data.get("jit", default.jit)),
         )
 
     def shown(self) -> dict[str, Any]:
