@@ -1,4 +1,5 @@
-"""Child processes that end with the process that started them.
+"""Process lifetimes: children that end with the process that started them, and whether a
+process still runs.
 
 Workers (started by the scheduler) and the retraining child (started by `automl search` and
 `automl report --retrain`) call `exit_with_parent` first thing: a `kill -9`, SIGTERM or crash of
@@ -42,3 +43,20 @@ def exit_with_parent(parent_pid: int, *, interval: float = 0.5) -> None:
                 os._exit(3)
 
     threading.Thread(target=watch, name="automl-parent-watch", daemon=True).start()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (not Linux): kill(0) said it exists

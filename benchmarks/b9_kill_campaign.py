@@ -32,6 +32,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from automl.lifetime import process_alive  # noqa: E402 - after the path is set
+
 
 @dataclass
 class Campaign:
@@ -124,11 +126,11 @@ def run_campaign(
             time.sleep(0.1)
         moment = time.monotonic() + gap
         while time.monotonic() < moment and scheduler.poll() is None:
-            seen.update(_children(scheduler.pid))
+            seen.update(worker_pids(scheduler.pid))
             time.sleep(0.05)
         if scheduler.poll() is not None:
             break  # the target was reached before every kill was spent
-        workers = _children(scheduler.pid)
+        workers = worker_pids(scheduler.pid)
         seen.update(workers)
         snapshot.update(_finished(workdir, study))
         if target == "worker" and workers:
@@ -144,7 +146,7 @@ def run_campaign(
         seen.add(scheduler.pid)
         result.runs += 1
     while scheduler.poll() is None:
-        seen.update(_children(scheduler.pid))
+        seen.update(worker_pids(scheduler.pid))
         if time.monotonic() - started > timeout:
             scheduler.kill()
             break
@@ -155,7 +157,7 @@ def run_campaign(
     if scheduler.returncode != 0:
         raise RuntimeError(f"the last run exited {scheduler.returncode}: {err.decode()[-2000:]}")
     _wait_gone(seen, 10.0)
-    result.alive = sorted(pid for pid in seen if _alive(pid))
+    result.alive = sorted(pid for pid in seen if process_alive(pid))
     _judge(workdir, study, snapshot, result)
     return result
 
@@ -234,7 +236,7 @@ def _runs_a_trial(workdir: Path, study: str, pid: int) -> bool:
     return False
 
 
-def _children(pid: int) -> set[int]:
+def worker_pids(pid: int) -> set[int]:
     """Worker processes of a scheduler (not multiprocessing's resource tracker)."""
     try:
         pids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -250,21 +252,9 @@ def _children(pid: int) -> set[int]:
     return workers
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_gone(pids: set[int] | Sequence[int], seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(process_alive(p) for p in pids):
         time.sleep(0.1)
 
 

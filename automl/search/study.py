@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import StoreError
+from automl.lifetime import process_alive
 from automl.search import engines
 from automl.search.resume import ResumePoint
 from automl.search.runner import Outcome, TrialResult
@@ -93,15 +94,7 @@ def owner_is_alive(owner: Owner | None) -> bool:
     """Whether the scheduler that owns a trial still runs (only knowable on this host)."""
     if owner is None or owner.host != socket.gethostname():
         return True  # another host: its heartbeat decides
-    if owner.pid <= 0:
-        return False
-    try:
-        os.kill(owner.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(owner.pid)
 
 
 class SearchStudy:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import StoreError
+from automl.lifetime import process_alive
 from automl.storage.atomic import temporary_owner, write_atomically
 
 
@@ -95,7 +96,7 @@ class ArtifactStore:
             return removed
         for path in self.root.rglob(".*.tmp*"):
             pid = temporary_owner(path)
-            if pid is None or not path.is_file() or _process_alive(pid):
+            if pid is None or not path.is_file() or process_alive(pid):
                 continue
             path.unlink(missing_ok=True)
             removed.append(path)
@@ -124,13 +125,3 @@ class ArtifactStore:
             yield
         finally:
             handle.close()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from automl.errors import UsageError, shown_path
+from automl.lifetime import process_alive
 
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux): swap two paths in one step
 _AT_FDCWD = -100
@@ -174,7 +175,7 @@ def _clean_stale_staging(destination: Path) -> None:
             continue  # not made by atomic_folder: perhaps the user's, never removed
         # Our own pid is in the name of a process that died before we got it (this process
         # has not staged yet); any other live process may still be swapping.
-        if int(pid) != os.getpid() and _is_running(int(pid)):
+        if int(pid) != os.getpid() and process_alive(int(pid)):
             continue
         _restore_previous(leftover, destination)
         shutil.rmtree(leftover, ignore_errors=True)
@@ -186,16 +187,6 @@ def _restore_previous(staging: Path, destination: Path) -> None:
     previous = staging / "previous"
     if previous.is_dir() and not destination.exists():
         os.replace(previous, destination)
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _swap_into_place(new: Path, destination: Path, *, aside: Path) -> None:

@@ -14,33 +14,12 @@ import pytest
 from automl.storage.records import TrialState
 
 from .test_search import (
-    _alive,
     _running_workers,
     _scheduler,
     _trials,
     _wait_for,
     store,
 )
-
-
-def test_sigterm_records_running_trials_and_exits_143(workdir: Path) -> None:
-    """F11: docker stop, Slurm and systemd send SIGTERM: handled as Ctrl-C, exit 143."""
-    scheduler = _scheduler(
-        workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.5"}
-    )
-    _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
-    workers = _running_workers(scheduler.pid)
-    scheduler.send_signal(signal.SIGTERM)
-    out, err = scheduler.communicate(timeout=60)
-    assert scheduler.returncode == 143, err
-    assert "run the same command again to resume" in out
-    record = store(workdir).record("space")
-    assert record.counts()[TrialState.RUNNING] == 0
-    assert [t.failure for t in record.trials if t.state is TrialState.FAILED] == [
-        "interrupted (SIGTERM)"
-    ]
-    assert record.counts()[TrialState.WAITING] == 1  # re-queued for the next run
-    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
 
 
 def test_a_broken_space_makes_no_study_so_the_fixed_file_just_runs(workdir: Path) -> None:

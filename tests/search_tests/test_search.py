@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from automl.errors import AutoMLError, StoreError, UsageError
+from automl.lifetime import process_alive
 from automl.search import SearchConfig, run_search
 from automl.search.devices import Gpu
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
+from benchmarks.b9_kill_campaign import worker_pids
 
 from ..conftest import REPO
 
@@ -363,28 +365,7 @@ def _wait_for(
 
 def _running_workers(scheduler_pid: int) -> list[int]:
     """Worker processes of a scheduler (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{scheduler_pid}/task/{scheduler_pid}/children")
-    try:
-        pids = [int(p) for p in children.read_text().split()]
-    except OSError:
-        return []
-    workers = []
-    for pid in pids:
-        try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                workers.append(pid)
-        except OSError:
-            continue
-    return workers
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+    return sorted(worker_pids(scheduler_pid))
 
 
 def _trials(workdir: Path, state: TrialState | None = None) -> int:
@@ -456,7 +437,7 @@ def test_worker_dying_with_a_message_unread_is_replaced(workdir: Path) -> None:
     try:
         time.sleep(1.0)  # the worker reports its next epoch and waits for the reply
         os.kill(workers[0], signal.SIGKILL)
-        _wait_for(lambda: not _alive(workers[0]), timeout=5)
+        _wait_for(lambda: not process_alive(workers[0]), timeout=5)
     finally:
         scheduler.send_signal(signal.SIGCONT)
     _ended_after_worker_deaths(scheduler, workdir, trials=3, deaths=1)
@@ -474,7 +455,7 @@ def test_scheduler_killed_then_rerun(workdir: Path) -> None:
     before = {t.number: t.value for t in store(workdir).record("space").trials if t.state.finished}
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(timeout=10)
-    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=5)
+    _wait_for(lambda: not any(process_alive(pid) for pid in workers), timeout=5)
     assert _trials(workdir, TrialState.RUNNING) == 1  # left RUNNING by the dead scheduler
     rerun = _scheduler(workdir, "--trials", "5", "--pruner", "none")
     out, err = rerun.communicate(timeout=120)
@@ -490,24 +471,32 @@ def test_scheduler_killed_then_rerun(workdir: Path) -> None:
     assert any(t.retry_of == stale[0].number and t.state.finished for t in record.trials)
 
 
-def test_ctrl_c_records_running_trials_and_exits_130(workdir: Path) -> None:
-    """F3: SIGINT stops workers, records the running trial (not RUNNING), exit 130, resumable."""
+@pytest.mark.parametrize(
+    ("signum", "code", "shown"),
+    [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_an_interrupt_records_running_trials_and_exits_128_plus_the_signal(
+    workdir: Path, signum: int, code: int, shown: str
+) -> None:
+    """F3, F11: Ctrl-C, and SIGTERM (docker stop, Slurm, systemd), stop the workers, record the
+    running trial (not RUNNING) and re-queue it, exit 130 / 143; a rerun resumes."""
     scheduler = _scheduler(
         workdir, "--trials", "4", "--pruner", "none", env={"AUTOML_TEST_DELAY": "0.5"}
     )
     _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
     workers = _running_workers(scheduler.pid)
-    scheduler.send_signal(signal.SIGINT)
+    scheduler.send_signal(signum)
     out, err = scheduler.communicate(timeout=60)
-    assert scheduler.returncode == 130, err
+    assert scheduler.returncode == code, err
     assert "run the same command again to resume" in out
     record = store(workdir).record("space")
     assert record.counts()[TrialState.RUNNING] == 0
     assert [t.failure for t in record.trials if t.state is TrialState.FAILED] == [
-        "interrupted (Ctrl-C)"
+        f"interrupted ({shown})"
     ]
     assert record.counts()[TrialState.WAITING] == 1  # re-queued for the resume
-    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    _wait_for(lambda: not any(process_alive(pid) for pid in workers), timeout=10)
     resumed = _scheduler(workdir, "--trials", "4", "--pruner", "none")
     resumed.communicate(timeout=120)
     assert resumed.returncode == 0
