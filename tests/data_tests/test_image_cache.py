@@ -151,3 +151,18 @@ def test_bad_image_sizes_are_refused(size: str, capsys: pytest.CaptureFixture[st
     assert main(["check", "spaces/cnn.py", "--image-size", size]) == 2
     err = capsys.readouterr().err
     assert "--image-size" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_larger_folder_is_decoded_in_parallel_processes(tmp_path: Path) -> None:
+    from automl.data import cache
+
+    from ..images import write_png
+
+    root = tmp_path / "many"
+    count = cache.PARALLEL_FROM + 44  # past the in-process threshold
+    for i in range(count):
+        write_png(root / ("a" if i % 2 else "b") / f"{i}.png", (6, 5), "RGB", seed=i)
+    data = load_dataset(str(root))
+    files = sorted(root.rglob("*.png"))
+    assert sum(data.sizes().values()) == count
+    assert _rows(data) == {decode_image(f, (5, 6), True).tobytes() for f in files}
