@@ -82,6 +82,8 @@ def retrain_study(
     store = StudyStore(storage)
     record = store.record(study)
     artifacts = store.artifacts(study)
+    if not from_checkpoint:
+        _space_hash_matches(record, space_path)  # refused before anything is imported or run
     import_tensorflow()  # before the space file imports Keras, so its start-up stays quiet
     set_precision(record.settings.precision)  # trained as the search trained its trials
     trials = [t for t in record.ranked() if t.state is TrialState.COMPLETE][:top_k]
@@ -157,20 +159,31 @@ def _space(record: StudyRecord, space_path: str | None) -> Space:
     the hash is read first without running it: a store shared with others must not be able to
     choose which local file runs.
     """
-    from automl.spaces import load_space, read_space_settings
+    from automl.spaces import load_space
+
+    path = _space_hash_matches(record, space_path)
+    space = load_space(path)
+    if space.settings.sha256 != record.space.sha256:
+        raise _space_changed(record, path)  # edited between the two reads
+    return space
+
+
+def _space_hash_matches(record: StudyRecord, space_path: str | None) -> str:
+    """The space file's path, once its hash (read without running it) is the stored one."""
+    from automl.spaces import read_space_settings
 
     path = space_path or record.space.path
-    changed = SpaceError(
+    if read_space_settings(path).sha256 != record.space.sha256:
+        raise _space_changed(record, path)
+    return path
+
+
+def _space_changed(record: StudyRecord, path: str) -> SpaceError:
+    return SpaceError(
         f"{shown_path(path)}: the space file changed since study {record.name!r} was "
         "searched; retraining needs the same file (restore it, or pass --space with the "
         "original)."
     )
-    if read_space_settings(path).sha256 != record.space.sha256:
-        raise changed
-    space = load_space(path)
-    if space.settings.sha256 != record.space.sha256:
-        raise changed  # edited between the two reads
-    return space
 
 
 def _retrain_one(

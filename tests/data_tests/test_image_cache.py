@@ -140,8 +140,10 @@ def test_memory_does_not_grow_with_the_number_of_images(tmp_path: Path) -> None:
     small = _epoch_memory(tmp_path / "small.u8", 500)
     large = _epoch_memory(tmp_path / "large.u8", 2000)
     assert small[0] == 500 and large[0] == 2000
-    assert large[1] - small[1] < 60, f"growth {small[1]:.0f} MiB (500) vs {large[1]:.0f} (2,000)"
-    assert large[1] < 250  # batches in flight (25 MB of float32 each), not the 393 MB of data
+    # Both near zero: freed batches go back to the system (tfruntime._return_large_blocks);
+    # without that, glibc kept 50–200 MB of them, more or less by chance.
+    assert large[1] - small[1] < 40, f"growth {small[1]:.0f} MiB (500) vs {large[1]:.0f} (2,000)"
+    assert large[1] < 100  # not the 393 MB of data, nor freed batches kept by the allocator
 
 
 @pytest.mark.parametrize("size", ["12x", "0x4", "axb", "5000x5000"])
