@@ -33,7 +33,7 @@ from automl.deploy.formats import (
     FormatUnavailable,
     WriteRequest,
 )
-from automl.deploy.strip import float32_model, strip_augmentation
+from automl.deploy.strip import float32_model, load_trained, strip_augmentation
 from automl.errors import ExportError, StoreError, UsageError, shown_path
 from automl.storage.atomic import atomic_folder, check_output_folder
 from automl.storage.records import StudyRecord, TrialState
@@ -111,11 +111,10 @@ def export_study(
     from automl.tfruntime import import_tensorflow
 
     import_tensorflow()
-    import keras
 
     dataset = load_saved_dataset(artifacts.dataset_path)
     step(f"Exporting trial {source.trial} ({source.kind} model: {shown_path(source.path)})")
-    model = float32_model(strip_augmentation(keras.saving.load_model(source.path, safe_mode=True)))
+    model = float32_model(strip_augmentation(load_trained(source.path)))
     sample = dataset.test.x[:PARITY_BATCH].astype("float32")
     reference = np.asarray(model.predict(sample, verbose=0))
     files: dict[str, str] = {}

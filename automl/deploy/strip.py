@@ -10,7 +10,24 @@ variables were float32 all along, so nothing is lost).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+
+def load_trained(path: Path | str) -> Any:
+    """A trained `.keras` model, loaded safely for export (its optimizer state is not used).
+
+    A model trained under mixed precision carries a loss-scale optimizer; loaded in a float32
+    process, Keras builds a plain one and warns that it skipped the extra variables. Export
+    never trains, so that warning is noise to the user and is not shown.
+    """
+    import warnings
+
+    import keras
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return keras.saving.load_model(path, safe_mode=True)
 
 
 def strip_augmentation(model: Any) -> Any:

@@ -3,6 +3,7 @@ for exports (tested on the CPU for correctness; the speed-up is measured on GPUs
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def test_a_mixed_precision_trial_trains_with_a_float32_output(
 def test_an_export_of_a_mixed_precision_model_is_float32(
     mixed: None, digits: Dataset, write_space: Callable[..., Path], tmp_path: Path
 ) -> None:
-    from automl.deploy.strip import float32_model
+    from automl.deploy.strip import float32_model, load_trained
     from automl.spaces import DefaultAnswers, HyperParameters, SpaceInfo, load_space
 
     info = SpaceInfo(digits.input_shape, digits.num_classes, digits.class_names, 100, 1)
@@ -95,7 +96,9 @@ def test_an_export_of_a_mixed_precision_model_is_float32(
     trained.fit(digits.train.x.astype("float32"), digits.train.y, epochs=1, verbose=0)
     trained.save(tmp_path / "mixed.keras")
     keras.mixed_precision.set_global_policy("float32")  # export runs in a float32 process
-    loaded = keras.saving.load_model(tmp_path / "mixed.keras", safe_mode=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what export loads it with shows the user no warning
+        loaded = load_trained(tmp_path / "mixed.keras")
     assert any(layer.compute_dtype == "float16" for layer in loaded.layers)
     exported = float32_model(loaded)
     assert all(layer.compute_dtype == "float32" for layer in exported.layers)
