@@ -60,3 +60,17 @@ def process_alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return True  # no /proc (not Linux): kill(0) said it exists
+
+
+SCRIPT_GUARD_FIX = 'put the script\'s code under if __name__ == "__main__":'
+
+
+def rerunning_parent_script(holder_pid: int | None) -> bool:
+    """Whether this is a spawned child of `holder_pid` running its parent's script again.
+
+    multiprocessing's spawn runs the parent's main script (as the module `__mp_main__`) in every
+    child it starts, before the child knows its parent: a script that calls automl at its top
+    level, not under `if __name__ == "__main__":`, calls it again in each child. Locks the
+    parent holds would then be waited on (a hang) or refused with a misleading reason.
+    """
+    return holder_pid == os.getppid() and "__mp_main__" in sys.modules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,27 @@ def test_a_library_session_searches_and_reports(
     assert "automl study: space" in report.read_text()
     with pytest.raises(automl.AutoMLError, match="no study named 'nope'"):
         automl.write_report("nope", storage=summary.storage_url)
+
+
+def test_a_script_without_a_main_guard_is_told_the_fix(tmp_path: Path) -> None:
+    """Workers are spawned, so they run the user's script again; a search at its top level
+    then starts again in every worker. Each one says so, with the fix, and the search ends."""
+    (tmp_path / "space.py").write_text(SPACE.read_text())
+    script = tmp_path / "tune.py"
+    script.write_text(
+        "import automl\n"
+        "automl.run_search(automl.SearchConfig(space='space.py', trials=1, executor='function',"
+        " epochs=1, workers=1, max_failures=2))\n"
+        "print('SEARCHED')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
+    assert result.returncode != 0 and "SEARCHED" not in result.stdout
+    assert "search was started again from inside one of its own worker" in result.stderr
+    assert 'if __name__ == "__main__":' in result.stderr

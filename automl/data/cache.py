@@ -26,12 +26,15 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from automl.data.dataset import Split
+from automl.errors import DataError
+from automl.lifetime import SCRIPT_GUARD_FIX, rerunning_parent_script
 
 CACHE_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -147,9 +150,15 @@ def _build(
             import multiprocessing
 
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                for failed in pool.map(_decode_chunk, *zip(*tasks, strict=True)):
-                    bad += failed
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                    for failed in pool.map(_decode_chunk, *zip(*tasks, strict=True)):
+                        bad += failed
+            except BrokenProcessPool:
+                raise DataError(
+                    "a process decoding the images died (out of memory, killed, or the error "
+                    f"above); when automl runs from a script, {SCRIPT_GUARD_FIX}"
+                ) from None
         labels = {
             name: np.array([label for _, label in assignment.get(name, [])], dtype=np.int64)
             for name in SPLITS
@@ -232,10 +241,29 @@ def _key(
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """One builder per cache at a time (two searches on one folder wait for each other)."""
+    """One builder per cache at a time (two searches on one folder wait for each other).
+
+    The holder writes its PID into the lock file. A decoding process that finds its own parent
+    holding the lock is running the user's script again (`rerunning_parent_script`) and would
+    wait for ever: it stops with the fix.
+    """
     with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            if rerunning_parent_script(int(holder) if holder.isdigit() else None):
+                raise DataError(
+                    "the image cache was built again from inside a decoding process (spawned "
+                    f"processes run your script's top level again); {SCRIPT_GUARD_FIX}"
+                ) from None
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

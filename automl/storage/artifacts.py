@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from automl.errors import StoreError
-from automl.lifetime import process_alive
+from automl.errors import StoreError, UsageError
+from automl.lifetime import SCRIPT_GUARD_FIX, process_alive, rerunning_parent_script
 from automl.storage.atomic import temporary_owner, write_atomically
 
 
@@ -114,6 +114,12 @@ class ArtifactStore:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
+                pid = holder.removeprefix("pid ")
+                if rerunning_parent_script(int(pid) if pid.isdigit() else None):
+                    raise UsageError(
+                        "a search was started again from inside one of its own worker processes "
+                        f"(spawned processes run your script's top level again); {SCRIPT_GUARD_FIX}"
+                    ) from None
                 raise StoreError(
                     f"study '{self.root.name}' is being searched right now ({holder}); wait for "
                     "that search to end, or use --study NEW for a separate study."

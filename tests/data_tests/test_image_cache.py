@@ -168,3 +168,43 @@ def test_a_larger_folder_is_decoded_in_parallel_processes(tmp_path: Path) -> Non
     files = sorted(root.rglob("*.png"))
     assert sum(data.sizes().values()) == count
     assert _rows(data) == {decode_image(f, (5, 6), True).tobytes() for f in files}
+
+
+def test_a_script_without_a_main_guard_gets_the_fix_not_a_hang(tmp_path: Path) -> None:
+    """The decoding processes are spawned, so they import the user's script again; one without
+    `if __name__ == "__main__":` calls load_dataset again in each of them, which used to wait
+    for ever on the cache lock its own parent held."""
+    from automl.data import cache
+
+    from ..images import write_png
+
+    root = tmp_path / "many"
+    for i in range(cache.PARALLEL_FROM + 4):
+        write_png(root / ("a" if i % 2 else "b") / f"{i}.png", (6, 5), "RGB", seed=i)
+    script = tmp_path / "train.py"
+    script.write_text(
+        f"from automl.data import load_dataset\nload_dataset({str(root)!r})\nprint('LOADED')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert result.returncode != 0 and "LOADED" not in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert 'if __name__ == "__main__":' in last, result.stderr[-2000:]
+    guarded = tmp_path / "guarded.py"
+    body = script.read_text().replace("\n", "\n    ")
+    guarded.write_text(f'if __name__ == "__main__":\n    {body}')
+    result = subprocess.run(
+        [sys.executable, str(guarded)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert result.returncode == 0 and "LOADED" in result.stdout, result.stderr[-2000:]
