@@ -16,7 +16,6 @@ them itself (see `automl.spaces.zoo.rescale`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -123,10 +122,13 @@ class _RowReader:
             self._files[which] = os.open(str(x.filename), os.O_RDONLY)
         return self._files[which]
 
-    def __del__(self) -> None:
+    def __del__(self, _close: Any = os.close) -> None:
+        # Bound at definition: at interpreter exit, module globals may already be gone.
         for descriptor in self._files.values():
-            with contextlib.suppress(OSError):
-                os.close(descriptor)
+            try:  # noqa: SIM105 - contextlib may be torn down already
+                _close(descriptor)
+            except OSError:
+                pass
 
 
 def _check_channels(channels: int, target_shape: tuple[int | None, ...] | None) -> None:
