@@ -32,7 +32,6 @@ def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True)
         return sys.modules["tensorflow"]
     debug = logging.getLogger("automl").isEnabledFor(logging.DEBUG)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
-    _return_large_blocks()
     with quiet_stderr(enabled=not debug):
         import keras  # noqa: F401 - imported here so its start-up is silenced too
         import tensorflow as tf
@@ -46,27 +45,6 @@ def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True)
     tf.get_logger().setLevel("ERROR")
     _ready = True
     return tf
-
-
-# glibc's M_MMAP_THRESHOLD (mallopt parameter -3) and the fixed value we set.
-_M_MMAP_THRESHOLD = -3
-_LARGE_BLOCK = 1024 * 1024
-
-
-def _return_large_blocks() -> None:
-    """Hand blocks of 1 MiB and more straight back to the system when freed (glibc only).
-
-    glibc raises its mmap threshold each time a large block is freed, after which blocks the
-    size of a batch (25 MB of float32 at 256×256) come from the heap and stay resident once
-    freed: a worker's memory crept up by 50–200 MB per epoch, by chance rather than by data
-    size. A fixed threshold stops that (measured in tests/data_tests/test_image_cache.py).
-    A no-op where the C library is not glibc.
-    """
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _LARGE_BLOCK)  # the process's own C library
 
 
 class quiet_stderr:
