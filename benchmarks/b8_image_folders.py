@@ -8,8 +8,9 @@ For each size (`--images`, default 4,000 and 20,000), with 2 workers, in one run
 
 - automl: `automl search <space> --data <folder> --workers 2 --trials 2 --epochs 1
   --no-retrain --quiet --pruner none` (every trial trains every epoch, as the other arms do)
-  in a subprocess with a fresh `AUTOML_CACHE` and working folder; the space is one fixed small CNN (no hyperparameter), so both trials and every arm train the same
-  model. The process tree is sampled from /proc every 0.2 s (VmRSS summed over the tree, and
+  in a subprocess with a fresh `AUTOML_CACHE` and working folder; the space is one fixed
+  small CNN (no hyperparameter), so both trials and every arm train the same model. The
+  process tree is sampled from /proc every 0.2 s (VmRSS summed over the tree, and
   per process VmRSS, VmHWM and RssAnon); the store is polled for the first epoch report; the
   cache folder for when the image cache is being built and when it is in place.
 - Keras: 2 processes in parallel (one per worker, with a worker's thread settings), each
