@@ -216,7 +216,6 @@ def build(hp, info):
 '''
 STUDY = "b8_cnn"
 BATCH = 32
-VAL_BATCH = 256  # automl's MIN_VAL_BATCH_SIZE: its validation batches
 
 
 def write_space(folder: Path) -> Path:
@@ -737,11 +736,15 @@ def keras_process(args: argparse.Namespace) -> None:
 
 
 def bound_process(args: argparse.Namespace) -> None:
-    """One process of the compute-only bound: one real batch repeated for an epoch's steps."""
+    """One process of the compute-only bound: one real batch repeated for an epoch's steps,
+    with automl's memory settings for TensorFlow (its best case, not a handicap)."""
+    from automl.tfruntime import steady_cpu_memory
+
+    steady_cpu_memory()
     keras = _import_keras(int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
     import tensorflow as tf
 
-    from automl.search.training import run_epochs_in_one_call
+    from automl.search.training import run_epochs_in_one_call, validation_batch_size
 
     size = training_size(args.size)
     sizes = split_sizes(args.images[0])
@@ -749,7 +752,8 @@ def bound_process(args: argparse.Namespace) -> None:
     x = np.stack([_decode(path, size) for path in files]).astype(np.float32)
     y = np.array([CLASSES.index(path.parent.name) for path in files], dtype=np.int32)
     steps = math.ceil(sizes["train"] / BATCH)
-    full, rest = divmod(sizes["val"], VAL_BATCH)
+    val_batch = validation_batch_size(BATCH, (*size, 3))  # automl's validation batches
+    full, rest = divmod(sizes["val"], val_batch)
     one = tf.data.Dataset.from_tensors((x, y))
 
     def tiled(rows: int) -> Any:  # one validation batch of `rows` rows, made once, cached
@@ -759,7 +763,7 @@ def bound_process(args: argparse.Namespace) -> None:
         ).cache()
 
     train = one.cache().repeat(steps).prefetch(tf.data.AUTOTUNE)
-    val = tiled(VAL_BATCH).repeat(full)
+    val = tiled(val_batch).repeat(full)
     if rest:
         val = val.concatenate(tiled(rest))  # automl's last, partial validation batch
     val_steps = full + (1 if rest else 0)

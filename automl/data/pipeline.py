@@ -9,7 +9,8 @@ Two sources of pixels, one pipeline shape:
   so a worker's memory does not grow with the number of images, and shuffling is over the whole
   split.
 
-Pixels become float32 one batch at a time, never as a copy of the whole split. Images reach the
+Pixels become float32 one batch at a time, never as a copy of a large split (small in-memory
+splits, up to 64 MB as float32, are converted once, up front). Images reach the
 model as float32 pixels in [0, 255] of the shape the model's input asks for; each model scales
 them itself (see `automl.spaces.zoo.rescale`).
 """
@@ -28,6 +29,9 @@ from automl.errors import DataError
 # In-memory splits up to this size are sliced by tf.data from one constant; larger ones (and
 # every memory-mapped split) are read by index, which never embeds the array in the graph.
 MAX_IN_GRAPH_BYTES = 256 * 1024 * 1024
+# In-memory splits whose float32 copy is at most this size are converted once, up front
+# (digits: 0.5 MB): the per-batch conversion costs small data a tf.data step per batch.
+SMALL_AS_FLOAT_BYTES = 64 * 1024 * 1024
 
 
 def make_pipeline(
@@ -60,6 +64,8 @@ def make_pipeline(
         sum(p.x.nbytes for p in parts) <= MAX_IN_GRAPH_BYTES
     ):
         x = parts[0].x if len(parts) == 1 else np.concatenate([p.x for p in parts])
+        if x.nbytes * 4 <= SMALL_AS_FLOAT_BYTES:
+            x = x.astype(np.float32)  # small data: one float32 copy saves a step per batch
         y = np.concatenate([p.y for p in parts]).astype(np.int32)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
         if training:
@@ -79,11 +85,21 @@ def make_pipeline(
             return images, labels
 
         dataset = dataset.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(
-        lambda images, labels: (_prepare_batch(tf, images, target_shape), labels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    if dataset.element_spec[0].dtype != tf.float32 or _needs_conversion(shape, target_shape):
+        dataset = dataset.map(
+            lambda images, labels: (_prepare_batch(tf, images, target_shape), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _needs_conversion(shape: tuple[int, ...], target: tuple[int | None, ...] | None) -> bool:
+    """Whether images of `shape` must be resized or have their channels converted."""
+    if target is None:
+        return False
+    return any(
+        want is not None and want != have for want, have in zip(target[-3:], shape, strict=False)
+    )
 
 
 class _RowReader:
@@ -110,9 +126,11 @@ class _RowReader:
             if isinstance(x, np.memmap):
                 descriptor = self._descriptor(which, x)
                 offset = int(x.offset) + local * self.row_bytes
-                flat[position] = np.frombuffer(
-                    os.pread(descriptor, self.row_bytes, offset), dtype=np.uint8
-                )
+                if os.preadv(descriptor, [flat[position]], offset) != self.row_bytes:
+                    raise DataError(
+                        f"{x.filename}: the image cache ends early (row {local}); delete the "
+                        "folder and run again to rebuild it."
+                    )
             else:
                 out[position] = x[local]
         return out, self.labels[index]

@@ -24,8 +24,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
 MAX_STEPS_PER_EXECUTION = 64
-# Validation batches need no gradients: larger ones cost little memory and run faster.
+# Validation batches need no gradients: larger ones run faster, up to a size in bytes (256
+# digits are 64 KB; 256 photos at 192×256 would be 151 MB of float32 per batch in flight).
 MIN_VAL_BATCH_SIZE = 256
+VAL_BATCH_BYTES = 32 * 1024 * 1024
+
+
+def validation_batch_size(batch_size: int, input_shape: tuple[int | None, ...]) -> int:
+    """Images per validation batch: up to `MIN_VAL_BATCH_SIZE`, as long as a float32 batch
+    stays within `VAL_BATCH_BYTES`; never fewer than the training batch."""
+    pixels = 1
+    for n in input_shape:
+        pixels *= n or 1
+    return max(batch_size, min(MIN_VAL_BATCH_SIZE, VAL_BATCH_BYTES // (4 * pixels)))
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,9 @@ class TrialTraining:
         if self.val is not None:
             val = make_pipeline(
                 self.val,
-                batch_size=max(batch_size, MIN_VAL_BATCH_SIZE),
+                batch_size=validation_batch_size(
+                    batch_size, target if target and None not in target else self.val.x.shape[1:]
+                ),
                 training=False,
                 target_shape=target,
             )

@@ -381,3 +381,40 @@ def test_a_killed_trial_resumes_from_its_saved_epoch_with_the_optimizer_state(
     assert second.outcome is Outcome.COMPLETE and second.epochs_run == 5
     assert second.history[:2] == first.history[:2]
     assert second.history[2]["accuracy"] >= first.history[0]["accuracy"]  # not from scratch
+
+
+@pytest.mark.parametrize(
+    ("batch", "shape", "expected"),
+    [
+        (32, (8, 8, 1), 256),  # digits: 256 images are 64 KB
+        (32, (192, 256, 3), 56),  # photos: 56 float32 images fit in 32 MiB
+        (64, (224, 224, 3), 64),  # never fewer than the training batch
+    ],
+)
+def test_validation_batches_are_large_only_for_small_images(
+    batch: int, shape: tuple[int, ...], expected: int
+) -> None:
+    from automl.search.training import validation_batch_size
+
+    assert validation_batch_size(batch, shape) == expected
+
+
+def test_training_processes_use_tensorflows_own_cpu_pool() -> None:
+    """TensorFlow's BFC pool on the CPU, set before TensorFlow starts (see
+    tfruntime.steady_cpu_memory): a worker on 4,000 photos peaked at 0.9 GB with it, 1.9 without."""
+    import os
+    import subprocess
+    import sys
+
+    from ..conftest import REPO
+
+    code = (
+        "import os; os.environ.pop('TF_CPU_ALLOCATOR_USE_BFC', None)\n"
+        "from automl.tfruntime import import_tensorflow; import_tensorflow()\n"
+        "print('BFC', os.environ.get('TF_CPU_ALLOCATOR_USE_BFC'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True
+    )
+    assert "BFC true" in result.stdout
