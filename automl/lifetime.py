@@ -1,5 +1,5 @@
-"""Process lifetimes: children that end with the process that started them, and whether a
-process still runs.
+"""Process lifetimes: children that end with the process that started them, whether a process
+still runs, and locks that name the process holding them.
 
 Workers (started by the scheduler) and the retraining child (started by `automl search` and
 `automl report --retrain`) call `exit_with_parent` first thing: a `kill -9`, SIGTERM or crash of
@@ -8,11 +8,15 @@ the parent must not leave a process behind that holds a GPU or writes to the sto
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 
 def exit_with_parent(parent_pid: int, *, interval: float = 0.5) -> None:
@@ -74,3 +78,38 @@ def rerunning_parent_script(holder_pid: int | None) -> bool:
     parent holds would then be waited on (a hang) or refused with a misleading reason.
     """
     return holder_pid == os.getppid() and "__mp_main__" in sys.modules
+
+
+@contextlib.contextmanager
+def holder_lock(
+    path: Path,
+    *,
+    rerun_error: Exception,
+    busy: Callable[[str], Exception] | None = None,
+) -> Iterator[None]:
+    """An exclusive lock on `path` for the block; the file names its holder (`pid N`).
+
+    When another process holds it: a spawned child of the holder running the holder's script
+    again (`rerunning_parent_script`) gets `rerun_error`, since waiting would never end; anyone
+    else waits, or gets `busy(holder)` when `busy` is given.
+    """
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            pid = holder.removeprefix("pid ")
+            if rerunning_parent_script(int(pid) if pid.isdigit() else None):
+                raise rerun_error from None
+            if busy is not None:
+                raise busy(holder or "another process") from None
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

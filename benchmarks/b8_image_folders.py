@@ -691,6 +691,23 @@ def _timer(keras: Any, begins: list[float], ends: list[float]) -> Any:
     return _Timer()
 
 
+def _fit_timed(
+    keras: Any, model: Any, train: Any, val: Any, epochs: int
+) -> tuple[Any, dict[str, list[float]]]:
+    """`model.fit` with every epoch timed as every arm times it; the history and the timings."""
+    begins: list[float] = []
+    ends: list[float] = []
+    history = model.fit(
+        train,
+        validation_data=val,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[_timer(keras, begins, ends)],
+    )
+    epoch_s = [e - b for b, e in zip(begins, ends, strict=True)]
+    return history, {"epoch_begin": begins, "epoch_end": ends, "epoch_s": epoch_s}
+
+
 def keras_process(args: argparse.Namespace) -> None:
     """One process of the Keras arm: stream the folder with `image_dataset_from_directory`."""
     keras = _import_keras(int(os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
@@ -712,21 +729,11 @@ def keras_process(args: argparse.Namespace) -> None:
     train = train.prefetch(tf.data.AUTOTUNE)
     val = val.prefetch(tf.data.AUTOTUNE)
     model = _load_space(Path(args.space)).build_model((*size, 3), len(CLASSES))
-    begins: list[float] = []
-    ends: list[float] = []
-    history = model.fit(
-        train,
-        validation_data=val,
-        epochs=args.epochs,
-        verbose=0,
-        callbacks=[_timer(keras, begins, ends)],
-    )
+    history, timings = _fit_timed(keras, model, train, val, args.epochs)
     Path(args.out).write_text(
         json.dumps(
             {
-                "epoch_begin": begins,
-                "epoch_end": ends,
-                "epoch_s": [e - b for b, e in zip(begins, ends, strict=True)],
+                **timings,
                 "train_batches": int(train.cardinality()),
                 "val_batches": int(val.cardinality()),
                 "history": {k: [float(x) for x in v] for k, v in history.history.items()},
@@ -770,21 +777,11 @@ def bound_process(args: argparse.Namespace) -> None:
     keras.utils.set_random_seed(args.seed)
     model = _load_space(Path(args.space)).build_model((*size, 3), len(CLASSES))
     run_epochs_in_one_call(model, steps=steps)  # as automl's trials run
-    begins: list[float] = []
-    ends: list[float] = []
-    model.fit(
-        train,
-        validation_data=val.prefetch(tf.data.AUTOTUNE),
-        epochs=args.epochs,
-        verbose=0,
-        callbacks=[_timer(keras, begins, ends)],
-    )
+    _, timings = _fit_timed(keras, model, train, val.prefetch(tf.data.AUTOTUNE), args.epochs)
     Path(args.out).write_text(
         json.dumps(
             {
-                "epoch_begin": begins,
-                "epoch_end": ends,
-                "epoch_s": [e - b for b, e in zip(begins, ends, strict=True)],
+                **timings,
                 "steps": steps,
                 "val_steps": val_steps,
             }

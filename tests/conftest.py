@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,19 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 REPO = Path(__file__).resolve().parent.parent
 SPACES = REPO / "spaces"
+
+
+def run_script(script: Path, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a user's Python script as `python script.py` from its folder, with this checkout
+    importable; its output captured."""
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=script.parent,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 import automl
 
-from .conftest import REPO
+from .conftest import REPO, run_script
 from .search_tests.test_search import SPACE, fake_gpus
 
 
@@ -58,14 +57,7 @@ def test_a_script_without_a_main_guard_is_told_the_fix(tmp_path: Path) -> None:
         " epochs=1, workers=1, max_failures=2))\n"
         "print('SEARCHED')\n"
     )
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
-    )
+    result = run_script(script, timeout=300)
     assert result.returncode != 0 and "SEARCHED" not in result.stdout
     assert "search was started again from inside one of its own worker" in result.stderr
     assert 'if __name__ == "__main__":' in result.stderr

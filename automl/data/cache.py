@@ -18,13 +18,11 @@ complete, under a lock, so an interrupted build is never used.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ import numpy as np
 
 from automl.data.dataset import Split
 from automl.errors import DataError
-from automl.lifetime import SCRIPT_GUARD_FIX, rerunning_parent_script
+from automl.lifetime import SCRIPT_GUARD_FIX, holder_lock
 
 CACHE_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -92,7 +90,12 @@ def build_cache(
     key = _key(root, assignment, size, colour)
     folder = cache_root() / "images" / key[:32]
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(folder.parent / f".{folder.name}.lock"):
+    # One builder per cache at a time: two searches on one folder wait for each other.
+    rerun = DataError(
+        "the image cache was built again from inside a decoding process (spawned processes "
+        f"run your script's top level again); {SCRIPT_GUARD_FIX}"
+    )
+    with holder_lock(folder.parent / f".{folder.name}.lock", rerun_error=rerun):
         if not (folder / "meta.json").is_file():
             _build(folder, assignment, size, colour, class_names, workers)
     return open_cache(folder)
@@ -237,33 +240,3 @@ def _key(
                 f"{relative}\x00{stat.st_size}\x00{stat.st_mtime_ns}\x00{label}\n".encode()
             )
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One builder per cache at a time (two searches on one folder wait for each other).
-
-    The holder writes its PID into the lock file. A decoding process that finds its own parent
-    holding the lock is running the user's script again (`rerunning_parent_script`) and would
-    wait for ever: it stops with the fix.
-    """
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            if rerunning_parent_script(int(holder) if holder.isdigit() else None):
-                raise DataError(
-                    "the image cache was built again from inside a decoding process (spawned "
-                    f"processes run your script's top level again); {SCRIPT_GUARD_FIX}"
-                ) from None
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -5,7 +5,7 @@ Two sources of pixels, one pipeline shape:
 - in-memory splits (digits, `.npz`, `keras.datasets`) are sliced from their uint8 arrays, which
   `tf.data` keeps once (`cache`);
 - splits memory-mapped from the on-disk image cache of a folder (`automl.data.cache`) are read
-  by index, a batch at a time, with `os.pread`: nothing of the file is mapped into the process,
+  by index, a batch at a time, with `os.preadv`: nothing of the file is mapped into the process,
   so a worker's memory does not grow with the number of images, and shuffling is over the whole
   split.
 
@@ -103,7 +103,7 @@ def _needs_conversion(shape: tuple[int, ...], target: tuple[int | None, ...] | N
 
 
 class _RowReader:
-    """Reads rows of one or more splits by global index; memory-mapped ones with `os.pread`."""
+    """Reads rows of one or more splits by global index; memory-mapped ones with `os.preadv`."""
 
     def __init__(self, parts: Sequence[Split]) -> None:
         self.parts = list(parts)

@@ -11,6 +11,7 @@ retraining trains on train + val, with no validation, for a fixed number of epoc
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,7 @@ VAL_BATCH_BYTES = 32 * 1024 * 1024
 def validation_batch_size(batch_size: int, input_shape: tuple[int | None, ...]) -> int:
     """Images per validation batch: up to `MIN_VAL_BATCH_SIZE`, as long as a float32 batch
     stays within `VAL_BATCH_BYTES`; never fewer than the training batch."""
-    pixels = 1
-    for n in input_shape:
-        pixels *= n or 1
+    pixels = math.prod(n or 1 for n in input_shape)
     return max(batch_size, min(MIN_VAL_BATCH_SIZE, VAL_BATCH_BYTES // (4 * pixels)))
 
 

@@ -8,15 +8,13 @@ Holds the prepared dataset, per-trial histories, best-epoch checkpoints of the l
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from automl.errors import StoreError, UsageError
-from automl.lifetime import SCRIPT_GUARD_FIX, process_alive, rerunning_parent_script
+from automl.lifetime import SCRIPT_GUARD_FIX, holder_lock, process_alive
 from automl.storage.atomic import temporary_owner, write_atomically
 
 
@@ -107,27 +105,16 @@ class ArtifactStore:
         """One search at a time per study on this storage (SQLite): the second is refused."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / ".search.lock"
-        handle = open(path, "a+")  # noqa: SIM115 - held for the whole search
-        try:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                pid = holder.removeprefix("pid ")
-                if rerunning_parent_script(int(pid) if pid.isdigit() else None):
-                    raise UsageError(
-                        "a search was started again from inside one of its own worker processes "
-                        f"(spawned processes run your script's top level again); {SCRIPT_GUARD_FIX}"
-                    ) from None
-                raise StoreError(
-                    f"study '{self.root.name}' is being searched right now ({holder}); wait for "
-                    "that search to end, or use --study NEW for a separate study."
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
+        rerun = UsageError(
+            "a search was started again from inside one of its own worker processes (spawned "
+            f"processes run your script's top level again); {SCRIPT_GUARD_FIX}"
+        )
+
+        def busy(holder: str) -> StoreError:
+            return StoreError(
+                f"study '{self.root.name}' is being searched right now ({holder}); wait for "
+                "that search to end, or use --study NEW for a separate study."
+            )
+
+        with holder_lock(path, rerun_error=rerun, busy=busy):
             yield
-        finally:
-            handle.close()

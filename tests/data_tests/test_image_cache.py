@@ -15,7 +15,7 @@ import pytest
 from automl.data import DataOptions, load_dataset, load_saved_dataset, save_dataset
 from automl.data.images import decode_image
 
-from ..conftest import REPO
+from ..conftest import REPO, run_script
 from ..images import make_folder
 
 
@@ -185,26 +185,12 @@ def test_a_script_without_a_main_guard_gets_the_fix_not_a_hang(tmp_path: Path) -
     script.write_text(
         f"from automl.data import load_dataset\nload_dataset({str(root)!r})\nprint('LOADED')\n"
     )
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-    )
+    result = run_script(script, timeout=120)
     assert result.returncode != 0 and "LOADED" not in result.stdout
     last = result.stderr.strip().splitlines()[-1]
     assert 'if __name__ == "__main__":' in last, result.stderr[-2000:]
     guarded = tmp_path / "guarded.py"
     body = script.read_text().replace("\n", "\n    ")
     guarded.write_text(f'if __name__ == "__main__":\n    {body}')
-    result = subprocess.run(
-        [sys.executable, str(guarded)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-    )
+    result = run_script(guarded, timeout=120)
     assert result.returncode == 0 and "LOADED" in result.stdout, result.stderr[-2000:]
