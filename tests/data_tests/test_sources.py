@@ -32,6 +32,32 @@ def test_digits_is_split_stratified_with_a_seed() -> None:
     assert abs(len(data.val) - 0.2 * 1797) < 15
 
 
+def test_digits_load_without_importing_scikit_learn() -> None:
+    """The scheduler loads digits at every start (and restart after a crash): importing
+    scikit-learn for it cost 1.9 s. The arrays are scikit-learn's own, read from its file."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from automl.data import load_dataset; d = load_dataset('digits'); "
+        "print(d.sha256, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[1] == "False"
+    from sklearn.datasets import load_digits
+
+    from automl.data import sources
+
+    pools = sources._load_digits()
+    bunch = load_digits()
+    expected = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., np.newaxis]
+    assert np.array_equal(pools.splits["train"].x, expected)
+    assert np.array_equal(pools.splits["train"].y, bunch.target)
+    assert out[0] == load_dataset("digits").sha256
+
+
 def test_npz_with_train_only_and_float_images(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.random((60, 6, 6)).astype(np.float32)
