@@ -66,6 +66,36 @@ def process_alive(pid: int) -> bool:
         return True  # no /proc (not Linux): kill(0) said it exists
 
 
+def host_name() -> str:
+    """This host's name as studies record it: `$AUTOML_HOST` if set (containers whose host
+    names repeat, or tests simulating several hosts on one machine), else the host name."""
+    import socket
+
+    return os.environ.get("AUTOML_HOST") or socket.gethostname()
+
+
+def boot_id() -> str:
+    """An id of this boot of this machine (Linux); '' where unknown. A process id recorded
+    under another boot id names no process of this boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def process_started(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot (Linux); None where unknown.
+
+    With the pid, it names one process: a pid reused by another process (PID 1 after a
+    container restart) has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return int(stat.read().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 SCRIPT_GUARD_FIX = 'put the script\'s code under if __name__ == "__main__":'
 
 

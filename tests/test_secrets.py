@@ -117,7 +117,9 @@ def test_search_show_report_and_errors_never_show_the_password(
     report = tmp_path / "artifacts" / study / "report.html"
     assert report.is_file()
     assert not leaks(report.read_text(encoding="utf-8"), url)
-    for log in (tmp_path / "artifacts" / study / "logs").glob("*"):
+    logs = list((tmp_path / "artifacts" / study / "logs").rglob("*.log"))
+    assert logs  # per host: logs/<host>/cpu0.log
+    for log in logs:
         assert not leaks(log.read_text(errors="replace"), url), log
     from automl.storage.store import StudyStore
 

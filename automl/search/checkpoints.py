@@ -1,7 +1,7 @@
 """Checkpoint retention: which trials' best-epoch checkpoints a search keeps.
 
-Only the `--keep-checkpoints` best complete trials keep theirs, ranked exactly as the study's
-record ranks them (`rank_key`: objective, then fewer epochs, then fewer parameters, then age), so
+Only the `--keep-checkpoints` best complete trials of the whole study (every host's) keep theirs,
+ranked exactly as the study's record ranks them (`rank_key`: objective, then fewer epochs, then fewer parameters, then age), so
 the checkpoints kept are those `retrain --from-checkpoint` and the report look for. A running
 trial writes its checkpoint only if it can still enter that set (the threshold).
 """
@@ -57,7 +57,15 @@ class CheckpointKeeper:
             return None
         return self._complete[self.ranked()[self.keep - 1]][0]
 
-    def prune(self, running: Iterable[int]) -> None:
-        """Delete every checkpoint but the best K complete trials' and the running trials'."""
+    def prune(self, running: Iterable[int], *, ended: Iterable[int] | None = None) -> None:
+        """Delete every checkpoint but the best K complete trials' and the running trials'.
+
+        Args:
+            running: this scheduler's running trials.
+            ended: the trials the study has ended (on any host); only their checkpoints may
+                be deleted, so another host's running trial keeps its own. None: any.
+        """
         keep = set(self.ranked()[: self.keep])
-        self.artifacts.keep_checkpoints(keep | set(running))
+        self.artifacts.keep_checkpoints(
+            keep | set(running), only=set(ended) if ended is not None else None
+        )

@@ -41,6 +41,9 @@ class SearchConfig:
         recycle_after: trials after which a worker is replaced (memory hygiene).
         recycle_memory_mib: resident-memory growth after which a worker is replaced.
         executor: `keras`, or `module:factory` for benchmarks.
+        heartbeat: seconds between heartbeats of running trials; a trial without one for 3
+            intervals is failed and re-queued by any host of the study.
+        role: `search`, or `worker` (joins an existing study, never creates one).
     """
 
     space: str
@@ -69,6 +72,8 @@ class SearchConfig:
     recycle_after: int = 100
     recycle_memory_mib: float = 1024.0
     executor: str = "keras"
+    heartbeat: int = 10
+    role: str = "search"
 
     def settings(self, *, epochs: int) -> SearchSettings:
         """The settings stored with the study, with the epoch budget actually used."""

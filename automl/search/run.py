@@ -72,7 +72,7 @@ def run_search(
         config.storage or default_storage_url(),
         create=True,
         create_folder=config.storage is None,
-        heartbeat_interval=None,
+        heartbeat_interval=config.heartbeat,
     )
     artifacts = store.artifacts(name)
     lock = artifacts.search_lock() if store.sqlite_path is not None else nullcontext()
@@ -86,13 +86,14 @@ def run_search(
             target=config.trials,
             slots=tuple(s.name for s in slots),
             allow_space_change=config.allow_space_change,
+            role=config.role,
         )
         # A new study is created once the first worker has built the space (its preflight),
         # so a space that fails to build leaves no study behind; a resumed one is checked now.
         study = SearchStudy.prepare(store, plan, pruner)
         _prepare_dataset(artifacts, dataset)
         artifacts.sweep_temporary_files()
-        requeued = study.recover_stale(other_hosts=store.sqlite_path is None)
+        requeued = study.recover_stale(exclusive=store.sqlite_path is not None)
         record = (
             store.record(name)
             if study.resumed
@@ -135,7 +136,7 @@ def run_search(
                 executor=config.executor,
                 preflight=True,
                 patience=config.patience,
-                log_dir=str(artifacts.root / "logs"),
+                log_dir=str(artifacts.logs_dir(per_host=store.sqlite_path is None)),
                 precision=config.precision,
                 jit=config.jit,
             )

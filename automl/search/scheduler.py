@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from optuna.exceptions import UpdateFinishedTrialError
+
 from automl.errors import AutoMLError, Interrupted, SpaceError
 from automl.search import engines
 from automl.search.checkpoints import CheckpointKeeper
@@ -122,6 +124,7 @@ class Scheduler:
         self.slowest_epoch = slowest_epoch
         self._interrupted: Callable[[], int | None] = lambda: None
         self._starting: dict[int, float] = {}  # id(handle) -> when first seen starting
+        self._last_beat: float | None = None
 
     def run(self, deadline: float | None, *, interrupted: Callable[[], int | None]) -> None:
         """Run until the target is reached, the deadline passes, or the search must stop.
@@ -156,7 +159,7 @@ class Scheduler:
             ) from exc
         finally:
             self.pool.stop()
-            self.checkpoints.prune(self.running)
+            self._prune_checkpoints()
         if self.fatal is not None:
             self._end_running(FailureKind.ABORTED, f"the search stopped: {self.stopped}")
             raise self.fatal
@@ -176,17 +179,20 @@ class Scheduler:
                 f"Timeout reached: no new trials; {len(self.running)} running trial(s) finish."
             )
             stopping = True
+        self._keep_alive()
+        idle = [h for h in self.pool.workers if h.ready and h.trial is None]
+        running_anywhere = len(self.running)
+        if self.study.created and (not self.running or (idle and not stopping)):
+            # --trials counts the whole study: trials finished and running on every host.
+            self.finished, running_anywhere = self.study.progress()
         if (self.finished >= self.config.trials or stopping) and not self.running:
             return False
         self._enforce_deadlines()
         if self.sampler_ready and not stopping:
-            for handle in self.pool.workers:
-                if (
-                    handle.ready
-                    and handle.trial is None
-                    and self.finished + len(self.running) < self.config.trials
-                ):
+            for handle in idle:
+                if handle.trial is None and self.finished + running_anywhere < self.config.trials:
                     self._launch(handle)
+                    running_anywhere += 1
         for handle, message in self.pool.wait(timeout=timeout):
             if isinstance(message, WorkerDied) and self._interrupted() is not None:
                 # SIGTERM sent to the whole group (systemd, Slurm) kills the workers too: their
@@ -196,6 +202,25 @@ class Scheduler:
             if self.fatal is not None and isinstance(message, Fatal):
                 return False
         return True
+
+    def _keep_alive(self) -> None:
+        """Every heartbeat interval: a heartbeat for each running trial, and the trials of
+        schedulers that stopped (on any host) failed and re-queued."""
+        interval = self.study.store.heartbeat_interval
+        if not interval or not self.study.created:
+            return
+        now = self.clock()
+        if self._last_beat is not None and now - self._last_beat < interval:
+            return
+        self._last_beat = now
+        self.study.heartbeat(list(self.running))
+        requeued = self.study.recover_stale()
+        if requeued:
+            shown = ", ".join(str(n) for n in requeued)
+            self.observer.note(
+                f"Trial(s) {shown} of a scheduler that stopped (no heartbeat) were failed and "
+                "re-queued."
+            )
 
     def handle(self, handle: WorkerHandle, message: object) -> None:
         """Act on one message from a worker (or the pool's word that it died)."""
@@ -290,9 +315,12 @@ class Scheduler:
         value = metrics.get(self.objective.metric)
         prune = False
         if value is not None and math.isfinite(value):
-            running.trial.report(value, epoch)
-            # At the last epoch the trial has had its whole budget: it completes, never prunes.
-            prune = epoch < self.epochs and running.trial.should_prune()
+            try:
+                running.trial.report(value, epoch)
+                # At the last epoch the trial has had its whole budget: it completes.
+                prune = epoch < self.epochs and running.trial.should_prune()
+            except UpdateFinishedTrialError:
+                prune = True  # failed by another host meanwhile: stop; its retry runs
         handle.send(Prune() if prune else Continue())
         self.observer.trial_epoch(running.trial.number, handle.slot.name, epoch, value)
 
@@ -308,8 +336,19 @@ class Scheduler:
         seconds = self.clock() - running.started
         self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
         result = judged(result)
+        self.study.forget(number)
         # The store first: a file write that fails below must not lose the result.
-        state = self.study.finish(running.trial, result, rss)
+        try:
+            state = self.study.finish(running.trial, result, rss)
+        except UpdateFinishedTrialError:
+            # Its heartbeat was missed for the grace period (this scheduler stalled) and
+            # another host failed and re-queued it: the retry stands, this result is dropped.
+            self.observer.note(
+                f"Trial {number} was failed by another host meanwhile (no heartbeat); its "
+                "re-queued retry replaces it."
+            )
+            self._recycle_if_needed(handle, False, rss)
+            return
         if state.finished:
             self.finished += 1
         if state is TrialState.COMPLETE and result.best_value is not None:
@@ -337,13 +376,26 @@ class Scheduler:
             )
         )
         if result.checkpoint is not None:
-            self.checkpoints.prune(self.running)
+            self._prune_checkpoints()
         self._forget_resume_points(running)
         if result.history:
             self.artifacts.write_json(
                 self.artifacts.history_path(number), result.history, durable=False
             )
         self._recycle_if_needed(handle, result.failure_kind is FailureKind.OOM, rss)
+
+    def _prune_checkpoints(self) -> None:
+        """Keep the checkpoints of the study-wide best K (every host's complete trials) and of
+        running trials; delete only those of trials the study has ended."""
+        if not self.study.created:
+            return
+        try:
+            complete, ended = self.study.standings()
+        except Exception as exc:  # the store is unreachable: deleting nothing is safe
+            log.warning("checkpoints not pruned: cannot read the study (%s)", exc)
+            return
+        self.checkpoints.note_trials(complete)
+        self.checkpoints.prune(self.running, ended=ended)
 
     def _recycle_if_needed(self, handle: WorkerHandle, oom: bool, rss: float) -> None:
         grown = (rss - (handle.first_rss or rss)) > self.config.recycle_memory_mib
@@ -385,9 +437,13 @@ class Scheduler:
         seconds = self.clock() - running.started
         self.busy[handle.slot.name] = self.busy.get(handle.slot.name, 0.0) + seconds
         params = dict(running.trial.params)
-        retried = self.study.fail(
-            running.trial, kind, reason, epochs_run=running.epoch, requeue=requeue
-        )
+        self.study.forget(number)
+        try:
+            retried = self.study.fail(
+                running.trial, kind, reason, epochs_run=running.epoch, requeue=requeue
+            )
+        except UpdateFinishedTrialError:
+            retried = False  # another host failed (and re-queued) it already
         if not retried:  # nothing will continue it
             self._forget_resume_points(running)
         self.observer.trial_finished(

@@ -10,17 +10,18 @@ scheduler that ran them is gone. Optuna's private attributes are never used.
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
-import socket
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import StoreError
-from automl.lifetime import process_alive
+from automl.lifetime import boot_id, host_name, process_alive, process_started
 from automl.search import engines
 from automl.search.resume import ResumePoint
 from automl.search.runner import Outcome, TrialResult
@@ -38,13 +39,20 @@ from automl.storage.attributes import (
     TrialLaunch,
     TrialOutcome,
 )
-from automl.storage.records import TrialState
+from automl.storage.records import TrialRecord, TrialState
 from automl.storage.store import StudyStore
 
 if TYPE_CHECKING:
     import optuna
 
     from automl.data import Dataset
+
+
+# Seconds a host joining a study waits for the host creating it to store its attributes.
+CREATION_WAIT = 30.0
+# A running trial with no owner recorded is a scheduler's killed between asking for it and
+# recording itself (milliseconds) once it is this old, heartbeat or not.
+UNOWNED_GRACE = 60
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class StudyPlan:
         target: the `--trials` target.
         slots: the worker slots' names.
         allow_space_change: resume although the space file or data changed.
+        role: `search`, or `worker` (joins an existing study, never creates one).
     """
 
     name: str
@@ -70,6 +79,7 @@ class StudyPlan:
     target: int
     slots: tuple[str, ...]
     allow_space_change: bool = False
+    role: str = "search"
 
 
 def data_summary(dataset: Dataset) -> DataSummary:
@@ -86,15 +96,27 @@ def data_summary(dataset: Dataset) -> DataSummary:
 
 
 def this_owner() -> Owner:
-    """This scheduler process: host and pid, to tell a dead scheduler from a live one."""
-    return Owner(socket.gethostname(), os.getpid())
+    """This scheduler process: host, boot, pid and start time, to tell a dead scheduler from a
+    live one (and a pid reused by another process from the one that ran a trial)."""
+    pid = os.getpid()
+    return Owner(host_name(), pid, boot_id(), process_started(pid) or 0)
 
 
-def owner_is_alive(owner: Owner | None) -> bool:
-    """Whether the scheduler that owns a trial still runs (only knowable on this host)."""
-    if owner is None or owner.host != socket.gethostname():
-        return True  # another host: its heartbeat decides
-    return process_alive(owner.pid)
+def owner_alive(owner: Owner | None) -> bool | None:
+    """Whether the scheduler `owner` still runs: True or False where this host can tell; None
+    where it cannot (another host, or no owner recorded): the trial's heartbeat decides."""
+    if owner is None or owner.host != host_name():
+        return None
+    here = boot_id()
+    if owner.boot and here and owner.boot != here:
+        return False  # this host rebooted since: no process of that boot runs
+    if not process_alive(owner.pid):
+        return False
+    if owner.started:
+        started = process_started(owner.pid)
+        if started is not None and started != owner.started:
+            return False  # the pid now names another process (a container restart: PID 1)
+    return True
 
 
 class SearchStudy:
@@ -126,6 +148,12 @@ class SearchStudy:
         self._plan = plan
         self._pruner = pruner
         self._retried: set[int] = set()
+        self._trial_ids: dict[int, int] = {}  # trial number -> storage id, for heartbeats
+
+    @property
+    def created(self) -> bool:
+        """Whether the study exists (resumed, or made by `create()`)."""
+        return self._study is not None
 
     @property
     def study(self) -> optuna.Study:
@@ -148,14 +176,25 @@ class SearchStudy:
 
         if plan.name in store.study_names():
             study = optuna.load_study(study_name=plan.name, storage=store.storage, pruner=pruner)
+            if store.sqlite_path is None:
+                # Another host may be creating it this moment: its attributes follow at once.
+                deadline = time.monotonic() + CREATION_WAIT
+                while _left_half_created(study) and time.monotonic() < deadline:
+                    time.sleep(0.5)
             if _left_half_created(study):
                 # A kill between creating the study and storing its attributes: it holds
                 # nothing (no trial, no attribute but ours), so it is made again.
                 optuna.delete_study(study_name=plan.name, storage=store.storage)
             else:
                 _check_resume(study, plan, store.shown_url)
-                _record_run(study, plan)
+                _record_run(store, study, plan)
                 return cls(study, store, plan=plan, pruner=pruner)
+        if plan.role == "worker":
+            raise StoreError(
+                f"no study {plan.name!r} in {store.shown_url} to work on; start it with "
+                "automl search SPACE --storage URL --study NAME (on any host), then run "
+                "automl worker with the same arguments."
+            )
         return cls(None, store, plan=plan, pruner=pruner)
 
     @classmethod
@@ -181,28 +220,82 @@ class SearchStudy:
             return
         plan, pruner = self._plan, self._pruner
         assert plan is not None and pruner is not None
-        study = optuna.create_study(
-            study_name=plan.name,
-            storage=self.store.storage,
-            direction=plan.objective.direction,
-            pruner=pruner,
-        )
-        study.set_user_attr(keys.SPACE, _provenance(plan.space).to_json())
+        try:
+            study = optuna.create_study(
+                study_name=plan.name,
+                storage=self.store.storage,
+                direction=plan.objective.direction,
+                pruner=pruner,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            # Another host created it since `prepare`: join it, as the same search or not at all.
+            joined = SearchStudy.prepare(self.store, plan, pruner)
+            self._study, self.resumed = joined.study, True
+            return
         study.set_user_attr(keys.DATA, data_summary(plan.dataset).to_json())
         study.set_user_attr(
             keys.OBJECTIVE,
             StoredObjective(plan.objective.metric, plan.objective.direction).to_json(),
         )
-        _record_run(study, plan)
+        # Last: the space marks a finished creation (hosts joining wait for it).
+        study.set_user_attr(keys.SPACE, _provenance(plan.space).to_json())
+        _record_run(self.store, study, plan)
         self._study = study
 
     # -- trials -----------------------------------------------------------------------------
 
     def launch(self, slot: str) -> optuna.Trial:
-        """A new trial (or a re-queued one), recorded as run by this scheduler on `slot`."""
-        trial = self.study.ask()
+        """A new trial (or a re-queued one), recorded as run by this scheduler on `slot`, with
+        its first heartbeat (before its owner, so that no owned trial lacks one)."""
+        with warnings.catch_warnings():
+            # Optuna's heartbeats work with ask/tell when the asking process records them.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = self.study.ask()
+        self.heartbeat([trial.number])
         trial.set_user_attr(keys.LAUNCH, TrialLaunch(slot, this_owner()).to_json())
         return trial
+
+    def heartbeat(self, numbers: Sequence[int]) -> None:
+        """Record a heartbeat for each of these running trials of this scheduler."""
+        if not self.store.heartbeats:
+            return
+        storage = self.store.storage
+        for number in numbers:
+            if number not in self._trial_ids:
+                study_id = storage.get_study_id_from_name(self.study.study_name)
+                self._trial_ids[number] = storage.get_trial_id_from_study_id_trial_number(
+                    study_id, number
+                )
+            storage.record_heartbeat(self._trial_ids[number])
+
+    def forget(self, number: int) -> None:
+        """A trial of this scheduler ended: no more heartbeats for it."""
+        self._trial_ids.pop(number, None)
+
+    def standings(self) -> tuple[list[TrialRecord], set[int]]:
+        """Study-wide: the complete trials (every host's), and the numbers of every ended
+        trial (complete, pruned or failed), for checkpoint retention."""
+        from optuna.trial import TrialState as OptunaState
+
+        from automl.storage.store import trial_record
+
+        ended = self.study.get_trials(
+            deepcopy=False,
+            states=(OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL),
+        )
+        complete = [trial_record(t) for t in ended if t.state == OptunaState.COMPLETE]
+        return complete, {t.number for t in ended}
+
+    def progress(self) -> tuple[int, int]:
+        """Study-wide: finished trials (complete + pruned), and trials running on any host."""
+        from optuna.trial import TrialState as OptunaState
+
+        trials = self.study.get_trials(
+            deepcopy=False,
+            states=(OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.RUNNING),
+        )
+        running = sum(t.state == OptunaState.RUNNING for t in trials)
+        return len(trials) - running, running
 
     def resume(self, trial: optuna.Trial, slot: str, point: ResumePoint, metric: str) -> None:
         """Mark a retry as continuing its killed trial after `point.epoch`, and carry that
@@ -269,16 +362,22 @@ class SearchStudy:
         self._tell(trial, state=OptunaState.FAIL)
         return requeue and self._requeue(trial.number, params, attrs)
 
-    def recover_stale(self, *, other_hosts: bool) -> list[int]:
-        """Fail and re-queue the trials left RUNNING by a scheduler that died.
+    def recover_stale(self, *, exclusive: bool = False) -> list[int]:
+        """Fail and re-queue the trials left RUNNING by a scheduler that is gone.
+
+        A trial's scheduler is gone when this host can tell (`owner_alive`: same host, and its
+        process, boot or start time no longer match), or when its heartbeat is older than the
+        grace period (Optuna's `fail_stale_trials`; any host). Each trial is failed by exactly
+        one process, so it is re-queued once whichever hosts look.
 
         Args:
-            other_hosts: several hosts may share the study (not SQLite): leave the trials of a
-                scheduler that may still run (another host, or a live process here).
+            exclusive: this scheduler holds the study alone (SQLite, under the search lock):
+                every running trial is a dead scheduler's.
 
         Returns:
             The numbers of the re-queued trials.
         """
+        import optuna
         from optuna.trial import TrialState as OptunaState
 
         if self._study is None:
@@ -286,16 +385,34 @@ class SearchStudy:
         storage = self.store.storage
         study_id = storage.get_study_id_from_name(self.study.study_name)
         requeued = []
+        now = datetime.datetime.now()
+        unowned_grace = max(self.store.grace_period, UNOWNED_GRACE)
         for trial in self.study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
             launch = TrialLaunch.from_json(trial.user_attrs.get(keys.LAUNCH))
-            if other_hosts and owner_is_alive(launch.owner if launch else None):
-                continue
+            if not exclusive:
+                alive = owner_alive(launch.owner if launch else None)
+                if alive or (alive is None and launch is not None):
+                    continue  # alive, or on another host: its heartbeat decides
+                if launch is None and trial.datetime_start is not None:
+                    # Its scheduler records the owner right after asking for it.
+                    if (now - trial.datetime_start).total_seconds() < unowned_grace:
+                        continue
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             outcome = TrialOutcome.failed(FailureKind.STALE, "the scheduler stopped while it ran")
-            storage.set_trial_user_attr(trial_id, keys.RESULT, outcome.to_json())
-            storage.set_trial_state_values(trial_id, state=OptunaState.FAIL)
+            try:
+                storage.set_trial_user_attr(trial_id, keys.RESULT, outcome.to_json())
+                storage.set_trial_state_values(trial_id, state=OptunaState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another host failed it first (and re-queued it)
             if self._requeue(trial.number, trial.params, trial.user_attrs):
                 requeued.append(trial.number)
+        if self.store.heartbeats:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            for frozen in self.store.take_stale_failed():
+                if self._requeue(frozen.number, frozen.params, frozen.user_attrs):
+                    requeued.append(frozen.number)
         return requeued
 
     def _requeue(self, number: int, params: dict[str, Any], attrs: dict[str, Any]) -> bool:
@@ -334,20 +451,21 @@ class SearchStudy:
         self.study.set_user_attr(keys.SPACE, updated.to_json())
 
 
-def _record_run(study: optuna.Study, plan: StudyPlan) -> None:
-    """Store this run's settings and append its entry to the run history."""
-    study.set_user_attr(keys.SETTINGS, plan.settings.to_json())
-    runs = [*keys.runs_from_json(study.user_attrs.get(keys.RUNS))]
-    runs.append(
+def _record_run(store: StudyStore, study: optuna.Study, plan: StudyPlan) -> None:
+    """Store this run's settings and add its entry to the run history (one row)."""
+    if plan.role == "search":
+        study.set_user_attr(keys.SETTINGS, plan.settings.to_json())
+    store.add_run(
+        plan.name,
         RunEntry(
             started=time.time(),
             owner=this_owner(),
             target=plan.target,
             slots=plan.slots,
             versions=versions(),
-        )
+            role=plan.role,
+        ),
     )
-    study.set_user_attr(keys.RUNS, keys.runs_to_json(runs))
 
 
 def _left_half_created(study: optuna.Study) -> bool:

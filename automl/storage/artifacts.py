@@ -38,6 +38,13 @@ class ArtifactStore:
     def history_path(self, number: int) -> Path:
         return self.root / "histories" / f"trial-{number}.json"
 
+    def logs_dir(self, *, per_host: bool) -> Path:
+        """Where workers' output goes: `logs/`, or `logs/<host>/` when several hosts may share
+        this folder (their slots have the same names)."""
+        from automl.storage.atomic import host_tag
+
+        return self.root / "logs" / host_tag() if per_host else self.root / "logs"
+
     @property
     def retrain_dir(self) -> Path:
         return self.root / "retrain"
@@ -55,12 +62,13 @@ class ArtifactStore:
                 found[int(number)] = path
         return found
 
-    def keep_checkpoints(self, keep: Iterable[int]) -> list[int]:
-        """Delete the checkpoints of trials not in `keep`; returns the numbers deleted."""
+    def keep_checkpoints(self, keep: Iterable[int], *, only: set[int] | None = None) -> list[int]:
+        """Delete the checkpoints of trials not in `keep` (and, with `only`, in `only`);
+        returns the numbers deleted."""
         wanted = set(keep)
         removed = []
         for number, path in self.checkpoints().items():
-            if number not in wanted:
+            if number not in wanted and (only is None or number in only):
                 path.unlink(missing_ok=True)
                 removed.append(number)
         return sorted(removed)
@@ -87,8 +95,9 @@ class ArtifactStore:
         return data if isinstance(data, list) else None
 
     def sweep_temporary_files(self) -> list[Path]:
-        """Remove the temporary files of atomic writes (`.NAME.PID.tmp*`) that a killed process
-        left behind (its PID no longer runs); returns what was removed."""
+        """Remove the temporary files of atomic writes (`.NAME.PID@HOST.tmp*`) that a killed
+        process of this host left behind (its PID no longer runs); another host's are never
+        touched (a shared folder). Returns what was removed."""
         removed: list[Path] = []
         if not self.root.is_dir():
             return removed

@@ -80,7 +80,7 @@ def atomic_path(path: Path, *, durable: bool = True) -> Iterator[Path]:
         The temporary path, not yet existing.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}@{host_tag()}.tmp{path.suffix}")
     try:
         yield temporary
         if durable:
@@ -212,11 +212,21 @@ def _exchange(a: Path, b: Path) -> bool:
     return bool(result == 0)
 
 
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp(\.[^.]*)?$")
+_TEMPORARY = re.compile(r"^\..+\.(\d+)(?:@([A-Za-z0-9-]+))?\.tmp(\.[^.]*)?$")
+
+
+def host_tag() -> str:
+    """This host's name as temporary file names carry it (an artifact folder may be shared by
+    several hosts, where a pid alone names no process)."""
+    from automl.lifetime import host_name
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", host_name())[:63] or "host"
 
 
 def temporary_owner(path: Path) -> int | None:
-    """The PID in the name of an `atomic_path` temporary file (`.NAME.PID.tmp.SUFFIX`), or
-    None when `path` is not one."""
+    """The PID of the process of this host that writes an `atomic_path` temporary file
+    (`.NAME.PID@HOST.tmp.SUFFIX`), or None when `path` is not one, or another host's."""
     match = _TEMPORARY.match(path.name)
-    return int(match.group(1)) if match else None
+    if match is None or (match.group(2) is not None and match.group(2) != host_tag()):
+        return None
+    return int(match.group(1))

@@ -25,7 +25,7 @@ SPACE_HISTORY = "automl:space_history"  # [sha256, …] of earlier space files (
 DATA = "automl:data"  # DataSummary
 OBJECTIVE = "automl:objective"  # StoredObjective
 SETTINGS = "automl:settings"  # SearchSettings of the latest run
-RUNS = "automl:runs"  # [RunEntry, …], one per `automl search` run
+RUNS = "automl:runs"  # [RunEntry, …] of studies made before the automl_runs table (read only)
 
 # Trial attributes.
 LAUNCH = "automl:launch"  # TrialLaunch: who runs the trial
@@ -236,27 +236,47 @@ class SearchSettings:
 class Owner:
     """The scheduler process that runs a trial or a search run.
 
+    Host, boot and process id (and the process's start time) name one process of one boot of
+    one machine: a pid alone is reused (after a reboot, a container restart, or in time).
+
     Attributes:
-        host: its host name.
+        host: its host name (`automl.lifetime.host_name`).
         pid: its process id.
+        boot: the boot id of its host ('' when not recorded: older studies, not Linux).
+        started: its start time in clock ticks after boot (0 when not recorded).
     """
 
     host: str = ""
     pid: int = 0
+    boot: str = ""
+    started: int = 0
 
     def to_json(self) -> JSON:
-        return {"host": self.host, "pid": self.pid}
+        shown: JSON = {"host": self.host, "pid": self.pid}
+        if self.boot:
+            shown["boot"] = self.boot
+        if self.started:
+            shown["started"] = self.started
+        return shown
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Owner | None:
         if not data or "host" not in data:
             return None
-        return cls(str(data["host"]), int(data.get("pid", 0)))
+        return cls(
+            str(data["host"]),
+            int(data.get("pid", 0)),
+            str(data.get("boot", "")),
+            int(data.get("started", 0)),
+        )
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}"
 
 
 @dataclass(frozen=True)
 class RunEntry:
-    """One `automl search` run of a study.
+    """One `automl search` (or `automl worker`) run of a study.
 
     Attributes:
         started: when it started (Unix time).
@@ -264,6 +284,7 @@ class RunEntry:
         target: its `--trials` target.
         slots: its worker slots.
         versions: versions of Python and the libraries that matter.
+        role: `search`, or `worker` for a host that only contributes compute.
     """
 
     started: float
@@ -271,6 +292,7 @@ class RunEntry:
     target: int = 0
     slots: tuple[str, ...] = ()
     versions: Mapping[str, str] = field(default_factory=dict)
+    role: str = "search"
 
     def to_json(self) -> JSON:
         return {
@@ -279,6 +301,7 @@ class RunEntry:
             "target": self.target,
             "slots": list(self.slots),
             "versions": dict(self.versions),
+            "role": self.role,
         }
 
     @classmethod
@@ -289,6 +312,7 @@ class RunEntry:
             target=int(data.get("target", 0)),
             slots=tuple(str(s) for s in data.get("slots") or ()),
             versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+            role=str(data.get("role", "search")),
         )
 
 

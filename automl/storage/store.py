@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +19,15 @@ from automl.errors import StoreError, one_line
 from automl.storage import attributes as keys
 from automl.storage import optuna_sql
 from automl.storage.artifacts import ArtifactStore
-from automl.storage.attributes import TrialLaunch, TrialOutcome
+from automl.storage.attributes import RunEntry, TrialLaunch, TrialOutcome
 from automl.storage.optuna_sql import StoreNotReady
-from automl.storage.records import StudyRecord, StudySummary, TrialRecord
+from automl.storage.records import StudyRecord, StudySummary, TrialRecord, TrialState
 from automl.storage.urls import check_storage_url, check_study_name, redact_text, redact_url
 
 if TYPE_CHECKING:
     import optuna
+
+    from automl.storage.tables import ResultTables
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class StudyStore:
         heartbeat_interval: seconds between heartbeats of running trials, so that another
             host can fail the trials of a scheduler that disappeared; None for none.
             Defaults to `None`.
+        grace_period: seconds without a heartbeat after which a running trial is stale.
+            Defaults to 3 heartbeat intervals.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class StudyStore:
         create: bool = False,
         create_folder: bool = False,
         heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
     ) -> None:
         self.shown_url = redact_url(url)
         sqlite_path = _sqlite_path(url) if url.startswith("sqlite") else None
@@ -63,9 +69,21 @@ class StudyStore:
         self.sqlite_path = _sqlite_path(self.url)
         self._create = create
         self._heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period or (3 * heartbeat_interval if heartbeat_interval else 0)
+        # Trials this process failed for a stale heartbeat (Optuna's callback), to re-queue.
+        self._stale_failed: list[optuna.trial.FrozenTrial] = []
         self._storage: Any = None
         if create:
             self._storage = self._open(create, heartbeat_interval)
+
+    @property
+    def heartbeats(self) -> bool:
+        """Whether running trials record heartbeats (the store was opened with an interval)."""
+        return bool(self._heartbeat_interval)
+
+    @property
+    def heartbeat_interval(self) -> int | None:
+        return self._heartbeat_interval
 
     @property
     def storage(self) -> Any:
@@ -86,13 +104,20 @@ class StudyStore:
                 _enable_wal(self.sqlite_path)
             if not create:
                 self._check_schema()
-            return optuna.storages.RDBStorage(
-                self.url,
-                engine_kwargs=engine_kwargs,
-                skip_table_creation=not create,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=3 * heartbeat_interval if heartbeat_interval else None,
-            )
+            with warnings.catch_warnings():
+                # Heartbeats are an experimental argument of Optuna's; they are what it offers
+                # to fail the trials of a process that disappeared.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    self.url,
+                    engine_kwargs=engine_kwargs,
+                    skip_table_creation=not create,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=self.grace_period or None,
+                    heartbeat_stale_trial_callback=(
+                        self._note_stale if heartbeat_interval else None
+                    ),
+                )
 
         try:
             for attempt in range(OPEN_ATTEMPTS - 1):
@@ -125,6 +150,15 @@ class StudyStore:
                 f"cannot open the study store {self.shown_url}: "
                 f"{redact_text(one_line(exc, 300), self.url)}"
             ) from exc
+
+    def _note_stale(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._stale_failed.append(trial)
+
+    def take_stale_failed(self) -> list[optuna.trial.FrozenTrial]:
+        """The trials this process failed for a stale heartbeat since the last call (each is
+        failed by exactly one process: Optuna refuses to end a trial twice)."""
+        taken, self._stale_failed = self._stale_failed, []
+        return taken
 
     def _reading_engine(self) -> Any:
         """An engine for our own reads. On SQLite its connections are read-only: closing the
@@ -212,9 +246,31 @@ class StudyStore:
             space=keys.SpaceProvenance.from_json(attrs.get(keys.SPACE)),
             data=keys.DataSummary.from_json(attrs.get(keys.DATA)),
             settings=keys.SearchSettings.from_json(attrs.get(keys.SETTINGS)),
-            runs=keys.runs_from_json(attrs.get(keys.RUNS)),
+            runs=(*keys.runs_from_json(attrs.get(keys.RUNS)), *self.runs(name)),
             trials=tuple(trial_record(t) for t in trials),
         )
+
+    def tables(self) -> ResultTables:
+        """Our own tables in this database (run history, locks, retrains, exports)."""
+        from automl.storage.tables import ResultTables
+
+        return ResultTables(self.url)
+
+    def runs(self, name: str) -> tuple[RunEntry, ...]:
+        """The run history of a study (rows of `automl_runs`)."""
+        tables = self.tables()
+        try:
+            return tuple(tables.runs(name))
+        finally:
+            tables.close()
+
+    def add_run(self, name: str, entry: RunEntry) -> None:
+        """Append one run to a study's history: one insert, never a rewrite of the list."""
+        tables = self.tables()
+        try:
+            tables.add_run(name, entry)
+        finally:
+            tables.close()
 
     def artifacts(self, name: str) -> ArtifactStore:
         """The artifact folder of a study: `runs/<study>/` beside a SQLite database."""
@@ -245,11 +301,24 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         started=trial.datetime_start,
         completed=trial.datetime_complete,
         slot=launch.slot if launch else None,
-        failure=outcome.failure if outcome else None,
+        failure=(
+            outcome.failure
+            if outcome
+            else NO_HEARTBEAT
+            if state is TrialState.FAILED
+            else None
+        ),
         retry_of=attrs.get(keys.RETRY_OF),
         timings=dict(outcome.timings) if outcome else {},
         resumed_epoch=launch.resumed_epoch if launch else None,
     )
+
+
+# A trial failed with no outcome recorded: Optuna's heartbeat check failed it (its scheduler
+# could not record anything: it was gone).
+NO_HEARTBEAT = (
+    "no heartbeat from its scheduler for the grace period (its host or process stopped)"
+)
 
 
 def _engine_kwargs(sqlite_path: Path | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Tables of our own in the study database (SQLAlchemy 2.0 models, `automl_` prefix).
 
 Optuna's tables are never touched directly; what Optuna has no place for — retrained models and
-their test scores, exports — lives here, next to them, in the same database.
+their test scores, exports, the run history, study-wide job locks — lives here, next to them, in
+the same database.
 """
 
 from __future__ import annotations
@@ -11,9 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, inspect, select
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    inspect,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from automl.storage.attributes import Owner, RunEntry
 
 
 class Base(DeclarativeBase):
@@ -53,6 +67,32 @@ class ExportRow(Base):
     directory: Mapped[str] = mapped_column(Text)
     formats: Mapped[str] = mapped_column(Text)
     card_json: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RunRow(Base):
+    """One run of `automl search` or `automl worker` on a study: one insert per run, so hosts
+    that start together never lose each other's entries."""
+
+    __tablename__ = "automl_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(128), index=True)
+    started: Mapped[float] = mapped_column(Float)
+    entry_json: Mapped[str] = mapped_column(Text)  # attributes.RunEntry
+
+
+class LockRow(Base):
+    """A study-wide job that one host does (retraining and the report at the end of a
+    search): the host whose insert succeeds does it; the others read who does."""
+
+    __tablename__ = "automl_locks"
+    __table_args__ = (UniqueConstraint("study", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    holder_json: Mapped[str] = mapped_column(Text)  # attributes.Owner
     created: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -215,6 +255,48 @@ class ResultTables:
                 )
                 for row in rows
             ]
+
+    def add_run(self, study: str, entry: RunEntry) -> None:
+        """Append one run to a study's run history."""
+        self.create()
+        with Session(self.engine) as session:
+            session.add(
+                RunRow(study=study, started=entry.started, entry_json=json.dumps(entry.to_json()))
+            )
+            session.commit()
+
+    def runs(self, study: str) -> list[RunEntry]:
+        """A study's runs, oldest first (empty if there is none yet)."""
+        if not self._exists(RunRow.__tablename__):
+            return []
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(RunRow).where(RunRow.study == study).order_by(RunRow.started, RunRow.id)
+            ).all()
+            return [RunEntry.from_json(json.loads(row.entry_json)) for row in rows]
+
+    def claim(self, study: str, name: str, holder: Owner) -> Owner | None:
+        """Take the study-wide job `name` for `holder`: None if taken now, else who has it."""
+        self.create()
+        with Session(self.engine) as session:
+            session.add(
+                LockRow(
+                    study=study,
+                    name=name,
+                    holder_json=json.dumps(holder.to_json()),
+                    created=datetime.now(timezone.utc).replace(tzinfo=None),
+                )
+            )
+            try:
+                session.commit()
+                return None
+            except IntegrityError:
+                session.rollback()
+        with Session(self.engine) as session:
+            row = session.scalars(
+                select(LockRow).where(LockRow.study == study, LockRow.name == name)
+            ).one()
+            return Owner.from_json(json.loads(row.holder_json)) or Owner()
 
     def close(self) -> None:
         self.engine.dispose()

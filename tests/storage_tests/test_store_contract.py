@@ -7,9 +7,11 @@ the schema-version check of the raw SQL, and a reader beside a writer.
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,7 +23,7 @@ import pytest
 
 from automl.data import Dataset, load_dataset
 from automl.errors import StoreError
-from automl.search.study import SearchStudy, StudyPlan, data_summary
+from automl.search.study import SearchStudy, StudyPlan, data_summary, this_owner
 from automl.spaces.hyperparameters import Kind, ParamSpec
 from automl.spaces.loader import Objective, read_space_settings
 from automl.storage import attributes as keys
@@ -113,7 +115,8 @@ def test_create_then_resume_records_what_reproduces_the_study(
     assert record.settings.sampler == "random" and record.settings.seed == 7
     assert [run.target for run in record.runs] == [5, 8]
     assert record.runs[-1].slots == ("cpu0", "cpu1") and record.runs[-1].versions["optuna"]
-    assert record.runs[-1].owner == Owner(socket.gethostname(), os.getpid())
+    assert record.runs[-1].owner == this_owner() and record.runs[-1].owner.pid == os.getpid()
+    assert record.runs[-1].owner.host == socket.gethostname() and record.runs[-1].owner.boot
 
 
 def test_resume_refuses_another_space_objective_or_data(backend: Backend, digits: Dataset) -> None:
@@ -188,27 +191,104 @@ def test_records_and_summaries_read_every_state(backend: Backend, digits: Datase
 def test_stale_trials_of_a_dead_scheduler_are_failed_and_requeued_once(
     backend: Backend, digits: Dataset
 ) -> None:
+    """Owners are host + boot + pid + start time: a dead pid, a pid reused by another process
+    (PID 1 after a container restart), a rebooted host, and a trial with no owner recorded are
+    all stale; another host's trial is its heartbeat's to judge."""
     study, _ = open_study(backend, digits)
-    dead = study.launch("cpu0")
-    dead.suggest_float("x", 0.0, 1.0)
-    gone = Owner(socket.gethostname(), 2**22 + 12345)  # no such process
-    dead.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", gone).to_json())
-    elsewhere = study.launch("cpu1")
-    elsewhere.set_user_attr(keys.LAUNCH, TrialLaunch("cpu1", Owner("another-host", 1)).to_json())
+    me = this_owner()
+
+    def launched(owner: Owner | None) -> int:
+        trial = study.launch("cpu0")
+        trial.suggest_float("x", 0.0, 1.0)
+        if owner is None:
+            study.store.storage.set_trial_user_attr(
+                study.store.storage.get_trial_id_from_study_id_trial_number(
+                    study.store.storage.get_study_id_from_name(backend.study), trial.number
+                ),
+                keys.LAUNCH,
+                None,
+            )
+        else:
+            trial.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", owner).to_json())
+        return trial.number
+
+    dead = launched(replace(me, pid=2**22 + 12345))  # no such process
+    reused = launched(replace(me, started=me.started + 1))  # this pid, another process
+    rebooted = launched(replace(me, boot="another-boot"))
+    alive = launched(me)
+    elsewhere = launched(Owner("another-host", 1, "boot", 5))
     resumed, _ = open_study(backend, digits)
-    several_hosts = backend.url.startswith("postgresql")
-    requeued = resumed.recover_stale(other_hosts=several_hosts)
+    requeued = resumed.recover_stale()
     record = backend.store().record(backend.study)
-    assert requeued[0] == dead.number
-    assert record.trials[dead.number].state is TrialState.FAILED
-    assert record.trials[dead.number].failure == "the scheduler stopped while it ran"
-    # With several hosts possible, another host's running trial is its heartbeat's to judge.
-    expected = TrialState.RUNNING if several_hosts else TrialState.FAILED
-    assert record.trials[elsewhere.number].state is expected
+    assert sorted(requeued) == [dead, reused, rebooted]
+    for number in (dead, reused, rebooted):
+        assert record.trials[number].state is TrialState.FAILED
+        assert record.trials[number].failure == "the scheduler stopped while it ran"
+    assert record.trials[alive].state is TrialState.RUNNING
+    assert record.trials[elsewhere].state is TrialState.RUNNING
     waiting = [t for t in record.trials if t.state is TrialState.WAITING]
-    assert waiting[0].retry_of == dead.number
+    assert sorted(t.retry_of for t in waiting) == [dead, reused, rebooted]
     # Nothing RUNNING of a dead owner is left, and a retry is never re-queued again.
-    assert resumed.recover_stale(other_hosts=several_hosts) == []
+    assert resumed.recover_stale() == []
+    # A search holding the study alone (SQLite, under its lock) fails every running trial.
+    assert sorted(resumed.recover_stale(exclusive=True)) == [alive, elsewhere]
+
+
+def test_a_trial_with_no_owner_recorded_is_stale_after_a_minute(
+    backend: Backend, digits: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study, _ = open_study(backend, digits)
+    trial = study.study.ask()  # asked, and its scheduler killed before it recorded itself
+    assert study.recover_stale() == []  # just asked: its scheduler may be recording itself
+    later = datetime.datetime.now() + datetime.timedelta(seconds=61)
+
+    class Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return later
+
+    monkeypatch.setattr("automl.search.study.datetime.datetime", Clock)
+    assert study.recover_stale() == [trial.number]
+
+
+def test_another_hosts_trial_is_failed_once_its_heartbeat_is_stale(
+    backend: Backend, digits: Dataset
+) -> None:
+    """Optuna's heartbeats, recorded by the owning scheduler: when a host disappears, any host
+    fails its trials after the grace period, and exactly one of them re-queues each."""
+    store = StudyStore(backend.url, create=True, heartbeat_interval=1, grace_period=1)
+    study, _ = SearchStudy.open(store, plan(backend, digits), optuna.pruners.NopPruner())
+    trial = study.launch("cpu0")  # records its first heartbeat
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", Owner("gone-host", 7)).to_json())
+    assert study.recover_stale() == []  # its heartbeat is fresh
+    time.sleep(2.2)
+    other_store = StudyStore(backend.url, create=True, heartbeat_interval=1, grace_period=1)
+    other, _ = SearchStudy.open(other_store, plan(backend, digits), optuna.pruners.NopPruner())
+    assert other.recover_stale() == [trial.number]
+    assert study.recover_stale() == []  # failed once, re-queued once
+    record = backend.store().record(backend.study)
+    assert record.trials[trial.number].state is TrialState.FAILED
+    assert "heartbeat" in (record.trials[trial.number].failure or "")
+    waiting = [t for t in record.trials if t.state is TrialState.WAITING]
+    assert [t.retry_of for t in waiting] == [trial.number]
+
+
+def test_run_history_is_one_row_per_run_from_concurrent_hosts(
+    backend: Backend, digits: Dataset
+) -> None:
+    """Two hosts joining at once used to rewrite one JSON attribute: one entry was lost."""
+    open_study(backend, digits)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.starmap(_join, [(backend.url, backend.study, str(backend.space), i) for i in range(8)])
+    runs = backend.store().record(backend.study).runs
+    assert len(runs) == 9
+    assert sorted(r.target for r in runs[1:]) == list(range(100, 108))
+
+
+def _join(url: str, name: str, space: str, target: int) -> None:
+    backend = Backend(url, name, Path(space))
+    open_study(backend, load_dataset("digits"), target=100 + target, role="worker")
 
 
 def test_retrain_rows_and_exports_round_trip(backend: Backend) -> None:
