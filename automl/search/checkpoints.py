@@ -1,9 +1,10 @@
 """Checkpoint retention: which trials' best-epoch checkpoints a search keeps.
 
-Only the `--keep-checkpoints` best complete trials of the whole study (every host's) keep theirs,
-ranked exactly as the study's record ranks them (`rank_key`: objective, then fewer epochs, then fewer parameters, then age), so
-the checkpoints kept are those `retrain --from-checkpoint` and the report look for. A running
-trial writes its checkpoint only if it can still enter that set (the threshold).
+Only the `--keep-checkpoints` best complete trials of the whole study (every host's) keep
+theirs, ranked exactly as the study's record ranks them (`rank_key`: objective, then fewer
+epochs, then fewer parameters, then age), so the checkpoints kept are those
+`retrain --from-checkpoint` and the report look for. A running trial writes its checkpoint only
+if it can still enter that set (the threshold).
 """
 
 from __future__ import annotations

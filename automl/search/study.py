@@ -393,10 +393,10 @@ class SearchStudy:
                 alive = owner_alive(launch.owner if launch else None)
                 if alive or (alive is None and launch is not None):
                     continue  # alive, or on another host: its heartbeat decides
-                if launch is None and trial.datetime_start is not None:
-                    # Its scheduler records the owner right after asking for it.
-                    if (now - trial.datetime_start).total_seconds() < unowned_grace:
-                        continue
+                # With no owner: its scheduler records itself right after asking for it.
+                started = trial.datetime_start
+                if started is not None and (now - started).total_seconds() < unowned_grace:
+                    continue
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             outcome = TrialOutcome.failed(FailureKind.STALE, "the scheduler stopped while it ran")
             try:

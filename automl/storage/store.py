@@ -302,11 +302,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         completed=trial.datetime_complete,
         slot=launch.slot if launch else None,
         failure=(
-            outcome.failure
-            if outcome
-            else NO_HEARTBEAT
-            if state is TrialState.FAILED
-            else None
+            outcome.failure if outcome else NO_HEARTBEAT if state is TrialState.FAILED else None
         ),
         retry_of=attrs.get(keys.RETRY_OF),
         timings=dict(outcome.timings) if outcome else {},
@@ -316,9 +312,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
 
 # A trial failed with no outcome recorded: Optuna's heartbeat check failed it (its scheduler
 # could not record anything: it was gone).
-NO_HEARTBEAT = (
-    "no heartbeat from its scheduler for the grace period (its host or process stopped)"
-)
+NO_HEARTBEAT = "no heartbeat from its scheduler for the grace period (its host or process stopped)"
 
 
 def _engine_kwargs(sqlite_path: Path | None) -> dict[str, Any]:
