@@ -395,7 +395,11 @@ class SearchStudy:
                     continue  # alive, or on another host: its heartbeat decides
                 # With no owner: its scheduler records itself right after asking for it.
                 started = trial.datetime_start
-                if started is not None and (now - started).total_seconds() < unowned_grace:
+                if (
+                    launch is None
+                    and started is not None
+                    and (now - started).total_seconds() < unowned_grace
+                ):
                     continue
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             outcome = TrialOutcome.failed(FailureKind.STALE, "the scheduler stopped while it ran")
