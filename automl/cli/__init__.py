@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         space_commands.add_check,
         space_commands.add_trial,
         study_commands.add_search,
+        study_commands.add_worker,
         study_commands.add_studies,
         study_commands.add_show,
         report_command.add_report,

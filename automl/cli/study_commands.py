@@ -40,16 +40,38 @@ def add_search(commands: Any) -> None:
         description=(
             "Search a space file. Trials run in parallel (one per GPU, or --workers CPU "
             "slots), bad ones are pruned early, and every result is stored: running the same "
-            "command again resumes the study to its --trials total."
+            "command again resumes the study to its --trials total. Run the same command on "
+            "several hosts with one --storage postgresql://… to search one study together."
         ),
     )
+    _add_search_arguments(command, worker=False)
+    command.set_defaults(run=run_search_command)
+
+
+def add_worker(commands: Any) -> None:
+    command = commands.add_parser(
+        "worker",
+        help="contribute this host's GPUs/cores to a study searched on PostgreSQL",
+        description=(
+            "Run trials of an existing study that several hosts share (--storage "
+            "postgresql://…): the same engine as automl search, but it never creates the study, "
+            "never retrains and never writes the report. Give the same SPACE, --study and "
+            "--trials as the search."
+        ),
+    )
+    _add_search_arguments(command, worker=True)
+    command.set_defaults(run=run_search_command)
+
+
+def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> None:
     command.add_argument("space", metavar="SPACE", help="the space file, e.g. spaces/cnn.py")
     command.add_argument(
         "--trials",
         type=count_arg("--trials"),
         default=20,
         metavar="N",
-        help="the study's total of finished (complete + pruned) trials (default 20)",
+        help="the study's total of finished (complete + pruned) trials, counted over every "
+        "host (default 20)",
     )
     command.add_argument(
         "--study", metavar="NAME", help="study name (default: the space file's name, e.g. cnn)"
@@ -149,17 +171,27 @@ def add_search(commands: Any) -> None:
         action="store_true",
         help="resume even though the space file or the data changed",
     )
-    command.add_argument("--quiet", action="store_true", help="print only the final result")
-    command.add_argument(
-        "--no-retrain",
-        action="store_true",
-        help="skip retraining the winner on train + val (the report still runs)",
+    hosts = command.add_argument_group("several hosts")
+    hosts.add_argument(
+        "--heartbeat",
+        type=count_arg("--heartbeat"),
+        default=10,
+        metavar="S",
+        help="seconds between heartbeats of running trials; any host fails and re-queues a "
+        "trial with none for 3 x S (default 10)",
     )
+    command.add_argument("--quiet", action="store_true", help="print only the final result")
+    if not worker:
+        command.add_argument(
+            "--no-retrain",
+            action="store_true",
+            help="skip retraining the winner on train + val (the report still runs)",
+        )
     # Plain-Python spaces without TensorFlow, for scheduler benchmarks and fault tests.
     command.add_argument(
         "--executor", default="keras", choices=("keras", "function"), help=argparse.SUPPRESS
     )
-    command.set_defaults(run=run_search_command)
+    command.set_defaults(worker=worker)
 
 
 def run_search_command(args: argparse.Namespace, console: Console) -> int:
@@ -190,6 +222,8 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         keep_checkpoints=args.keep_checkpoints,
         patience=args.patience or None,
         executor=args.executor,
+        heartbeat=args.heartbeat,
+        role="worker" if args.worker else "search",
     )
     progress = make_progress(console, quiet=args.quiet)
     try:
@@ -210,6 +244,15 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
     )
     if summary.record.best() is None:
         return EXIT_ERROR if summary.stopped else EXIT_OK
+    if args.worker:
+        return EXIT_OK
+    if summary.finisher is not None:
+        console.print(
+            f"Retraining and the report are done once per study, by {summary.finisher}: "
+            f"automl show {shlex.quote(summary.study)}{storage_flag} reads the result.",
+            markup=False,
+        )
+        return EXIT_OK
     if args.executor == "keras" and not args.no_retrain:
         retrain_in_subprocess(
             console, summary.study, summary.storage_url, storage_flag=storage_flag

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from automl.search.engines import Bracket
 from automl.spaces.loader import Objective
-from automl.storage.attributes import DataSummary
+from automl.storage.attributes import DataSummary, Owner
 from automl.storage.records import StudyRecord, TrialState
 
 
@@ -63,6 +63,9 @@ class SearchSummary:
         artifacts: the study's artifact folder.
         storage: the storage URL as shown (password hidden).
         storage_url: the storage URL itself.
+        finisher: on a study shared by several hosts, the scheduler elected to retrain the
+            winner and write the report when it is not this one; None when it is this one
+            (or the store is not shared).
     """
 
     study: str
@@ -74,6 +77,7 @@ class SearchSummary:
     artifacts: Path
     storage: str
     storage_url: str = field(repr=False)  # may hold a password: never in a repr
+    finisher: Owner | None = None
 
 
 class SearchObserver(Protocol):

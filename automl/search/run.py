@@ -21,10 +21,11 @@ from automl.search.devices import Gpu, discover_gpus, usable_cpus
 from automl.search.events import NullObserver, SearchObserver, SearchStart, SearchSummary
 from automl.search.pool import WorkerPool, plan_slots
 from automl.search.scheduler import Scheduler
-from automl.search.study import SearchStudy, StudyPlan, data_summary
+from automl.search.study import SearchStudy, StudyPlan, data_summary, this_owner
 from automl.search.worker import WorkerSetup
 from automl.spaces.loader import Objective, read_space_settings
 from automl.storage.artifacts import ArtifactStore
+from automl.storage.attributes import Owner
 from automl.storage.records import StudyRecord
 from automl.storage.store import StudyStore
 from automl.storage.urls import check_study_name, default_storage_url
@@ -67,6 +68,11 @@ def run_search(
         )
     if config.sampler != "grid":  # grid needs the space's parameters, known after preflight
         engines.make_sampler(config.sampler, seed=config.seed, slots=len(slots))
+    if config.role == "worker" and (config.storage or default_storage_url()).startswith("sqlite"):
+        raise UsageError(
+            "automl worker joins a study that several hosts share in PostgreSQL (--storage "
+            "postgresql://…); on one machine, automl search already uses every GPU or core."
+        )
     dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
     store = StudyStore(
         config.storage or default_storage_url(),
@@ -158,6 +164,9 @@ def run_search(
             deadline = started + config.timeout if config.timeout else None
             scheduler.run(deadline, interrupted=lambda: flag.signum)
             stopped, busy, ready_at = scheduler.stopped, scheduler.busy, scheduler.ready_at
+        finisher = None
+        if store.sqlite_path is None and config.role == "search" and stopped is None:
+            finisher = _elect_finisher(store, study, config.trials, observer)
         elapsed = time.monotonic() - started
         window = time.monotonic() - (ready_at or started)
         return SearchSummary(
@@ -170,7 +179,42 @@ def run_search(
             artifacts=artifacts.root,
             storage=store.shown_url,
             storage_url=store.url,
+            finisher=finisher,
         )
+
+
+def _elect_finisher(
+    store: StudyStore, study: SearchStudy, target: int, observer: SearchObserver
+) -> Owner | None:
+    """On a shared study: one host retrains the winner and writes the report, once per
+    `--trials` target (a lock row in the database; the first to finish takes it). It waits
+    for the trials other hosts still run (failing those of hosts that stopped, after their
+    grace period), so that it ranks them all. Returns who does it when it is not this host."""
+    if not study.created:
+        return None
+    tables = store.tables()
+    try:
+        holder = tables.claim(study.study.study_name, f"finish:{target}", this_owner())
+    finally:
+        tables.close()
+    if holder is not None:
+        return holder
+    waited = False
+    while True:
+        study.recover_stale()
+        _, running = study.progress()
+        if not running:
+            return None
+        if not waited:
+            observer.note(
+                f"Waiting for {running} trial(s) other hosts run, before retraining and the report."
+            )
+            waited = True
+        time.sleep(FINISH_POLL)
+
+
+# Seconds between two looks at the trials other hosts still run, before the report.
+FINISH_POLL = 2.0
 
 
 def _prepare_dataset(artifacts: ArtifactStore, dataset: Dataset) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
+import json
 import os
 import signal
 import time
@@ -197,7 +198,14 @@ class FunctionExecutor:
         resume = None
         if request.resume:  # no model to save: the state alone, a few bytes
             resume = ResumeWriter(Path(request.resume), request.epochs, first_cost=0.0)
-        tracker = EpochTracker(self.objective, on_epoch, None, resume=resume)
+        tracker = EpochTracker(
+            self.objective,
+            on_epoch,
+            Path(request.checkpoint) if request.checkpoint else None,
+            request.checkpoint_threshold,
+            resume=resume,
+        )
+        model = _ValueCheckpoint()
         first = 0
         if request.resume_from is not None:  # continue a killed trial after its saved epoch
             tracker.restore(request.resume_from)
@@ -213,7 +221,8 @@ class FunctionExecutor:
                     continue
                 if epoch > request.epochs:
                     break
-                if not tracker.end_epoch(None, epoch, {self.objective.metric: value}):
+                model.value = value
+                if not tracker.end_epoch(model, epoch, {self.objective.metric: value}):
                     break
                 tracker.begin_epoch()
         except SpaceError as exc:
@@ -222,6 +231,18 @@ class FunctionExecutor:
             reason = f"{type(exc).__name__}: {one_line(exc)}"
             return failed_result(hp, FailureKind.ERROR, reason, started, exc, tracker)
         return tracker.result(hp.values, {"total": time.perf_counter() - started})
+
+
+class _ValueCheckpoint:
+    """What a function trial checkpoints at its best epoch (the value, a few bytes), so that
+    checkpoint retention runs in scheduler tests exactly as with Keras models."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.stop_training = False
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps({"value": self.value}), encoding="utf-8")
 
 
 class RemoteAnswers:

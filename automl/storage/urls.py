@@ -76,6 +76,10 @@ def check_storage_url(url: str, *, create_folder: bool = False) -> str:
             f"--storage {shown}: the user or password holds an '@'; write each '@' in them "
             "as %40 (p@ss becomes p%40ss)."
         )
+    if url.startswith("postgresql://"):
+        # The `postgres` extra installs psycopg (3); SQLAlchemy 2.0 would pick psycopg2 for a
+        # URL that names no driver (2.1 picks psycopg). The rest of the URL stays as written.
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file::memory:"):

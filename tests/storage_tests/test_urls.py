@@ -116,3 +116,28 @@ def test_an_unescaped_at_in_a_password_is_refused_with_the_fix() -> None:
 def test_an_empty_password_parameter_changes_nothing_else() -> None:
     url = "postgresql://u@h/db?password="
     assert redact_text("failed for user u", url) == "failed for user u"
+
+
+@pytest.mark.parametrize(
+    ("url", "used"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql+psycopg://u:pw@h/db"),
+        (
+            "postgresql://u:pw@h:5433/db?sslmode=require",
+            "postgresql+psycopg://u:pw@h:5433/db?sslmode=require",
+        ),
+        ("postgresql+psycopg://u:pw@h/db", "postgresql+psycopg://u:pw@h/db"),
+        ("postgresql+psycopg2://u:pw@h/db", "postgresql+psycopg2://u:pw@h/db"),  # chosen: kept
+    ],
+)
+def test_postgresql_urls_use_the_driver_the_postgres_extra_installs(url: str, used: str) -> None:
+    """SQLAlchemy 2.0 picks psycopg2 for a bare postgresql:// (2.1 picks psycopg); the
+    `postgres` extra installs psycopg (3), so a bare URL must name it."""
+    assert check_storage_url(url) == used
+
+
+def test_postgres_scheme_is_refused_with_the_fix_and_no_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        check_storage_url("postgres://u:hunter2@h/db")
+    message = str(caught.value)
+    assert "hunter2" not in message and "postgresql://" in message
