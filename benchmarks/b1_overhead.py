@@ -99,6 +99,10 @@ def automl_scheduler(folder: Path, trials: int) -> list[float]:
         pruner="none",
         sampler="tpe",
         study="b1",
+        # Function trials write a checkpoint file (a few bytes, fsynced) when they may enter the
+        # best 3, as Keras trials do; raw Optuna writes none, so the comparison keeps none.
+        # With the default 3 kept: 1.11x on 2026-12-01 (42.7 vs 38.5 ms per trial).
+        keep_checkpoints=0,
         storage=f"sqlite:///{folder / 'automl.db'}",
     )
     start = time.perf_counter()

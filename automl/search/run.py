@@ -68,17 +68,20 @@ def run_search(
         )
     if config.sampler != "grid":  # grid needs the space's parameters, known after preflight
         engines.make_sampler(config.sampler, seed=config.seed, slots=len(slots))
-    if config.role == "worker" and (config.storage or default_storage_url()).startswith("sqlite"):
+    storage_url = config.storage or default_storage_url()
+    if config.role == "worker" and storage_url.startswith("sqlite"):
         raise UsageError(
             "automl worker joins a study that several hosts share in PostgreSQL (--storage "
             "postgresql://…); on one machine, automl search already uses every GPU or core."
         )
     dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
     store = StudyStore(
-        config.storage or default_storage_url(),
+        storage_url,
         create=True,
         create_folder=config.storage is None,
-        heartbeat_interval=config.heartbeat,
+        # Heartbeats tell hosts sharing a study which trials' schedulers are gone. A SQLite
+        # study has one scheduler (the search lock), whose dead trials its owner record names.
+        heartbeat_interval=None if storage_url.startswith("sqlite") else config.heartbeat,
     )
     artifacts = store.artifacts(name)
     lock = artifacts.search_lock() if store.sqlite_path is not None else nullcontext()

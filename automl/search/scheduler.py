@@ -125,6 +125,9 @@ class Scheduler:
         self._interrupted: Callable[[], int | None] = lambda: None
         self._starting: dict[int, float] = {}  # id(handle) -> when first seen starting
         self._last_beat: float | None = None
+        # Other hosts may run trials of this study (PostgreSQL); a SQLite study has this
+        # scheduler alone (the search lock), whose own counts are exact.
+        self.shared = study.store.sqlite_path is None
 
     def run(self, deadline: float | None, *, interrupted: Callable[[], int | None]) -> None:
         """Run until the target is reached, the deadline passes, or the search must stop.
@@ -182,7 +185,7 @@ class Scheduler:
         self._keep_alive()
         idle = [h for h in self.pool.workers if h.ready and h.trial is None]
         running_anywhere = len(self.running)
-        if self.study.created and (not self.running or (idle and not stopping)):
+        if self.shared and self.study.created and (not self.running or (idle and not stopping)):
             # --trials counts the whole study: trials finished and running on every host.
             self.finished, running_anywhere = self.study.progress()
         if (self.finished >= self.config.trials or stopping) and not self.running:
