@@ -139,3 +139,24 @@ def test_check_end_to_end_in_a_subprocess() -> None:
 def test_check_bad_data_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(SPACES / "cnn.py"), "--data", "no/such/folder"]) == 2
     assert "no/such/folder: no such data source" in capsys.readouterr().err
+
+
+def test_the_several_hosts_examples_run_commands_automl_accepts() -> None:
+    """examples/slurm_array.sh and examples/k8s_job.yaml: a renamed flag must break this."""
+    import shlex
+
+    import yaml
+
+    from automl.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "examples" / "slurm_array.sh").read_text()
+    line = next(x for x in script.splitlines() if x.startswith("exec automl "))
+    manifest = yaml.safe_load((root / "examples" / "k8s_job.yaml").read_text())
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"] for e in container["env"]}
+    assert {"AUTOML_STORAGE", "AUTOML_ARTIFACTS", "AUTOML_HOST"} <= env
+    for argv in (shlex.split(line)[2:], container["command"][1:]):
+        args = build_parser().parse_args(argv)
+        assert args.command == "search" and args.study == "cnn" and args.trials == 200
+        assert (root / args.space).is_file()
