@@ -384,3 +384,34 @@ def test_a_reader_beside_a_writer_never_fails(backend: Backend, digits: Dataset)
     assert writer.exitcode == 0
     assert seen == sorted(seen)  # counts only grow
     assert backend.store().record(backend.study).finished == 40
+
+
+def test_a_host_that_finds_the_study_created_meanwhile_joins_it_or_is_refused(
+    backend: Backend, digits: Dataset, tmp_path: Path
+) -> None:
+    """Two hosts start together: both see no study, one creates it first; the other joins it
+    when it is the same search, and is refused with the fix when its space differs."""
+    store = backend.store(create=True)
+    late = SearchStudy.prepare(store, plan(backend, digits), optuna.pruners.NopPruner())
+    assert not late.created
+    open_study(backend, digits)  # the other host wins the race
+    late.create()
+    assert late.created and late.resumed
+    other_space = tmp_path / "other.py"
+    other_space.write_text(backend.space.read_text() + "\n# edited\n")
+    refused = SearchStudy.prepare(
+        backend.store(create=True),
+        replace(plan(backend, digits), name=backend.study + "-b"),
+        optuna.pruners.NopPruner(),
+    )
+    SearchStudy.open(
+        backend.store(create=True),
+        replace(
+            plan(backend, digits), name=backend.study + "-b", space=read_space_settings(other_space)
+        ),
+        optuna.pruners.NopPruner(),
+    )
+    with pytest.raises(StoreError, match="space file changed.*--study NEW"):
+        refused.create()
+    runs = backend.store().record(backend.study).runs
+    assert len(runs) == 2  # both hosts' runs recorded
