@@ -411,7 +411,7 @@ def test_a_host_that_finds_the_study_created_meanwhile_joins_it_or_is_refused(
         ),
         optuna.pruners.NopPruner(),
     )
-    with pytest.raises(StoreError, match="space file changed.*--study NEW"):
+    with pytest.raises(StoreError, match=r"space file changed.*--study NEW"):
         refused.create()
     runs = backend.store().record(backend.study).runs
     assert len(runs) == 2  # both hosts' runs recorded
