@@ -49,6 +49,25 @@ def exit_with_parent(parent_pid: int, *, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="automl-parent-watch", daemon=True).start()
 
 
+def interrupt_with_parent(parent_pid: int, *, interval: float = 0.5) -> None:
+    """Interrupt this process (SIGINT, as Ctrl-C) within a second of its parent's death, even
+    `kill -9`: a search started by `automl serve` then records and re-queues its running trials.
+
+    A watching thread, not `PR_SET_PDEATHSIG`: the kernel sends that one when the parent
+    *thread* that started this process ends, which a server's worker threads do while it runs.
+    """
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGINT)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="automl-parent-watch", daemon=True).start()
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process of this machine runs (a zombie counts as gone)."""
     if pid <= 0:

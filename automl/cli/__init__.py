@@ -22,6 +22,7 @@ from automl.cli import (
     deploy_commands,
     report_command,
     retrain_command,
+    serve_command,
     space_commands,
     study_commands,
 )
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         retrain_command.add_retrain,
         deploy_commands.add_export,
         deploy_commands.add_predict,
+        serve_command.add_serve,
         space_commands.add_env,
     ):
         add(commands)
@@ -87,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every message below passes through redact_text with the store's URL: an error from a
     # driver or a library may quote it, password and all.
     urls = (getattr(args, "storage", None) or "", os.environ.get("AUTOML_STORAGE", ""))
+    parent = os.environ.pop("AUTOML_STOP_WITH_PARENT", "")
+    if parent.isdigit():  # a job of `automl serve`: Ctrl-C itself when the server dies
+        from automl.lifetime import interrupt_with_parent
+
+        interrupt_with_parent(int(parent))
     try:
         return int(args.run(args, make_console()))
     except AutoMLError as exc:
