@@ -112,7 +112,9 @@ class KerasFormat:
         return keras.saving.load_model(folder / self.file, safe_mode=True)
 
     def run(self, loaded: Any, x: np.ndarray) -> np.ndarray:
-        return np.asarray(loaded.predict(x, verbose=0))
+        # One batch (Predictor sends at most 64 images): predict_on_batch skips the dataset
+        # `predict` builds per call, ~50 ms of a served request for a small model.
+        return np.asarray(loaded.predict_on_batch(x))
 
     def usage(self, card: Mapping[str, Any]) -> list[str]:
         return [

@@ -72,8 +72,14 @@ def create_app(config: ServeConfig) -> FastAPI:
     def token(request: Request) -> None:
         check_token(request, config.token)
 
+    opened: list[StudyStore] = []
+
     def store() -> StudyStore:
-        return StudyStore(config.storage)
+        """One store for the server's reads (its engine pools connections); opened when the
+        store exists (a new server may start before any search)."""
+        if not opened:
+            opened.append(StudyStore(config.storage))
+        return opened[0]
 
     def record(name: str) -> StudyRecord:
         try:

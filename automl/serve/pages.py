@@ -172,7 +172,7 @@ def job_page(job: dict[str, object], log: str) -> str:
 <h1>Job {number}: {escape(str(job["kind"]))} of
 <a href='/studies/{escape(str(job["study"]))}'>{escape(str(job["study"]))}</a></h1>
 <p>State: <b id=state>{escape(str(job["state"]))}</b>
-<button onclick="stop()">Stop (as Ctrl-C: running trials are re-queued)</button></p>
+<button id=stop onclick="stop()">Stop (as Ctrl-C: running trials are re-queued)</button></p>
 <p class=muted>automl {escape(str(job["command"]).split(" ", 1)[-1])}</p>
 <pre id=log>{escape(log)}</pre>
 <h2>Predict</h2><form onsubmit="predict(event)"><input name=model size=16
@@ -184,6 +184,7 @@ const job={number};
 async function refresh(){{
   const j=await (await fetch('/api/jobs/'+job)).json();
   document.getElementById('state').textContent=j.state;
+  document.getElementById('stop').disabled=!['running','stopping'].includes(j.state);
   const log=document.getElementById('log');
   log.textContent=await (await fetch('/api/jobs/'+job+'/log')).text();
   log.scrollTop=log.scrollHeight; if(j.state!=='running'&&j.state!=='stopping')
