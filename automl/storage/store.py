@@ -73,6 +73,10 @@ class StudyStore:
         # Trials this process failed for a stale heartbeat (Optuna's callback), to re-queue.
         self._stale_failed: list[optuna.trial.FrozenTrial] = []
         self._storage: Any = None
+        # What `record` keeps between reads: the study (Optuna caches its finished trials) and
+        # the finished trials' records, by (name, study id).
+        self._studies: dict[tuple[str, int], optuna.Study] = {}
+        self._finished_records: dict[tuple[str, int], dict[int, TrialRecord]] = {}
         if create:
             self._storage = self._open(create, heartbeat_interval)
 
@@ -225,20 +229,41 @@ class StudyStore:
             engine.dispose()
 
     def record(self, name: str) -> StudyRecord:
-        """The read model of a study (read through the storage, without building a `Study`)."""
+        """The read model of a study.
+
+        A store kept open (the service) reads again only what changed since its last read:
+        Optuna's cached storage re-reads unfinished and new trials only, and finished trials
+        are converted once.
+        """
+        import optuna
+
         check_study_name(name)
         try:
             study_id = self.storage.get_study_id_from_name(name)
         except KeyError:
             self.load_study(name)  # raises the error that lists the studies
             raise
+        key = (name, study_id)
+        study = self._studies.get(key)
+        if study is None:
+            study = optuna.load_study(study_name=name, storage=self.storage)
+            self._studies[key] = study
         attrs = self.storage.get_study_user_attrs(study_id)
         directions = self.storage.get_study_directions(study_id)
         objective = keys.StoredObjective.from_json(
             attrs.get(keys.OBJECTIVE),
             direction="maximize" if directions[0].name == "MAXIMIZE" else "minimize",
         )
-        trials = self.storage.get_all_trials(study_id, deepcopy=False)
+        converted = self._finished_records.setdefault(key, {})
+        records = []
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state.is_finished():
+                found = converted.get(trial.number)
+                if found is None:
+                    found = converted[trial.number] = trial_record(trial)
+                records.append(found)
+            else:
+                records.append(trial_record(trial))
         return StudyRecord(
             name=name,
             metric=objective.metric,
@@ -247,7 +272,7 @@ class StudyStore:
             data=keys.DataSummary.from_json(attrs.get(keys.DATA)),
             settings=keys.SearchSettings.from_json(attrs.get(keys.SETTINGS)),
             runs=(*keys.runs_from_json(attrs.get(keys.RUNS)), *self.runs(name)),
-            trials=tuple(trial_record(t) for t in trials),
+            trials=tuple(records),
         )
 
     def tables(self) -> ResultTables:
