@@ -169,7 +169,9 @@ def run_search(
             stopped, busy, ready_at = scheduler.stopped, scheduler.busy, scheduler.ready_at
         finisher = None
         if store.sqlite_path is None and config.role == "search" and stopped is None:
-            finisher = _elect_finisher(store, study, config.trials, observer)
+            finisher = _elect_finisher(
+                store, study, config.trials, observer, interrupted=lambda: flag.signum
+            )
         elapsed = time.monotonic() - started
         window = time.monotonic() - (ready_at or started)
         return SearchSummary(
@@ -187,23 +189,41 @@ def run_search(
 
 
 def _elect_finisher(
-    store: StudyStore, study: SearchStudy, target: int, observer: SearchObserver
+    store: StudyStore,
+    study: SearchStudy,
+    target: int,
+    observer: SearchObserver,
+    *,
+    interrupted: Callable[[], int | None] = lambda: None,
 ) -> Owner | None:
     """On a shared study: one host retrains the winner and writes the report, once per
     `--trials` target (a lock row in the database; the first to finish takes it). It waits
     for the trials other hosts still run (failing those of hosts that stopped, after their
-    grace period), so that it ranks them all. Returns who does it when it is not this host."""
+    grace period), so that it ranks them all. Returns who does it when it is not this host.
+
+    Raises:
+        Interrupted: Ctrl-C or SIGTERM while it waits; the job is given up for another run.
+    """
     if not study.created:
         return None
+    name, job = study.study.study_name, f"finish:{target}"
     tables = store.tables()
     try:
-        holder = tables.claim(study.study.study_name, f"finish:{target}", this_owner())
+        holder = tables.claim(name, job, this_owner())
     finally:
         tables.close()
     if holder is not None:
         return holder
     waited = False
     while True:
+        signum = interrupted()
+        if signum is not None:
+            tables = store.tables()
+            try:
+                tables.release(name, job)
+            finally:
+                tables.close()
+            raise Interrupted(signum)
         study.recover_stale()
         _, running = study.progress()
         if not running:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     inspect,
     select,
 )
@@ -297,6 +298,12 @@ class ResultTables:
                 select(LockRow).where(LockRow.study == study, LockRow.name == name)
             ).one()
             return Owner.from_json(json.loads(row.holder_json)) or Owner()
+
+    def release(self, study: str, name: str) -> None:
+        """Give up the study-wide job `name` (its holder was interrupted before doing it)."""
+        with Session(self.engine) as session:
+            session.execute(delete(LockRow).where(LockRow.study == study, LockRow.name == name))
+            session.commit()
 
     def close(self) -> None:
         self.engine.dispose()

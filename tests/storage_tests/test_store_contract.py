@@ -415,3 +415,29 @@ def test_a_host_that_finds_the_study_created_meanwhile_joins_it_or_is_refused(
         refused.create()
     runs = backend.store().record(backend.study).runs
     assert len(runs) == 2  # both hosts' runs recorded
+
+
+def test_the_finisher_waits_for_other_hosts_trials_and_gives_up_its_claim_when_interrupted(
+    backend: Backend, digits: Dataset
+) -> None:
+    """One host per study retrains and reports: the first to claim it. Interrupted while it
+    waits for another host's running trial, it releases the claim for a later run."""
+    import signal
+
+    from automl.errors import Interrupted
+    from automl.search.events import NullObserver
+    from automl.search.run import _elect_finisher
+
+    store = StudyStore(backend.url, create=True, heartbeat_interval=60)
+    study, _ = SearchStudy.open(store, plan(backend, digits), optuna.pruners.NopPruner())
+    other = study.launch("cpu0")  # another host's trial, with a fresh heartbeat
+    other.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", Owner("host-b", 5)).to_json())
+    with pytest.raises(Interrupted):
+        _elect_finisher(store, study, 5, NullObserver(), interrupted=lambda: signal.SIGINT)
+    tables = store.tables()
+    try:  # released: the next claim succeeds, the one after names its holder
+        assert tables.claim(backend.study, "finish:5", this_owner()) is None
+        assert tables.claim(backend.study, "finish:5", Owner("host-c", 9)) == this_owner()
+    finally:
+        tables.close()
+    assert _elect_finisher(store, study, 5, NullObserver()) == this_owner()
