@@ -162,6 +162,27 @@ def create_app(config: ServeConfig) -> FastAPI:
             tables.close()
         return render_report(study, retrains, generated=datetime.now(), storage=store().shown_url)
 
+    @app.get("/api/studies/{name}/exports")
+    def api_exports(name: str) -> list[dict[str, Any]]:
+        """The study's exports, newest first (folder, formats, model card)."""
+        record(name)
+        tables = store().tables()
+        try:
+            exports = tables.exports(name)
+        finally:
+            tables.close()
+        return [
+            {
+                "trial": e.trial,
+                "source": e.source,
+                "directory": e.directory,
+                "formats": list(e.formats),
+                "created": e.created.isoformat(),
+                "card": e.card,
+            }
+            for e in exports
+        ]
+
     @app.get("/api/spaces")
     def api_spaces() -> list[str]:
         """The space files a search may run (inside --spaces)."""

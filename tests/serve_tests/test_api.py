@@ -90,6 +90,9 @@ def test_studies_trials_best_and_report(client: TestClient) -> None:
     assert report.status_code == 200 and "<html" in report.text[:500].lower()
     assert client.get("/api/spaces").json() == ["fn.py", "plain.py"]
     assert client.get("/api/models").json()[0]["name"] == "digits"
+    exports = client.get("/api/studies/plain/exports").json()
+    assert exports[0]["formats"] == ["keras"] and exports[0]["directory"].endswith("digits")
+    assert client.get("/api/studies/fn/exports").json() == []
     assert client.get("/api/studies/nope").status_code == 404
     assert client.get("/api/studies/..%2F..%2Fetc").status_code == 404
     assert client.get("/api/studies/fn/trials", params={"state": "bogus"}).status_code == 422
