@@ -114,6 +114,17 @@ class Predictor:
         self, paths: Sequence[str], top_k: int = 1, batch_size: int = BATCH_SIZE
     ) -> Iterator[Prediction]:
         """`predict_files`, one result at a time as each batch is done."""
+        size = max(1, batch_size)
+        for start in range(0, len(paths), size):
+            batch = paths[start : start + size]
+            loaded = self.load_files(batch)
+            ready = [x for x in loaded if isinstance(x, np.ndarray)]
+            rows = iter(self.predict_arrays(np.stack(ready)) if ready else [])
+            for path, item in zip(batch, loaded, strict=True):
+                yield item if isinstance(item, Prediction) else self.ranked(path, next(rows), top_k)
+
+    def load_files(self, paths: Sequence[str]) -> list[np.ndarray | Prediction]:
+        """Each file preprocessed, or the `Prediction` that says why it cannot be read."""
         from PIL import Image
 
         # What Pillow raises for a file that is not a readable image; anything else is a bug.
@@ -125,25 +136,19 @@ class Predictor:
             Image.DecompressionBombError,
             Image.DecompressionBombWarning,
         )
+        loaded: list[np.ndarray | Prediction] = []
+        for path in paths:
+            try:
+                loaded.append(self.preprocess(path))
+            except unreadable as exc:
+                loaded.append(Prediction(path, error=_why_unreadable(exc)))
+        return loaded
+
+    def ranked(self, path: str, row: np.ndarray, top_k: int) -> Prediction:
+        """The top-k classes of one row of probabilities."""
         k = max(1, min(top_k, len(self.class_names)))
-        size = max(1, batch_size)
-        for start in range(0, len(paths), size):
-            batch = paths[start : start + size]
-            ready: list[tuple[str, np.ndarray]] = []
-            failed: dict[int, Prediction] = {}
-            for index, path in enumerate(batch):
-                try:
-                    ready.append((path, self.preprocess(path)))
-                except unreadable as exc:
-                    failed[index] = Prediction(path, error=_why_unreadable(exc))
-            rows = iter(self.predict_arrays(np.stack([x for _, x in ready])) if ready else [])
-            for index, path in enumerate(batch):
-                if index in failed:
-                    yield failed[index]
-                    continue
-                row = next(rows)
-                best = np.argsort(row)[::-1][:k]
-                yield Prediction(path, [(self.class_names[i], float(row[i])) for i in best])
+        best = np.argsort(row)[::-1][:k]
+        return Prediction(path, [(self.class_names[i], float(row[i])) for i in best])
 
 
 def _why_unreadable(exc: Exception) -> str:

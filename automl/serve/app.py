@@ -8,13 +8,16 @@ predict call needs the token when one is configured (always, off loopback).
 from __future__ import annotations
 
 import contextlib
+import queue
 import tempfile
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -68,6 +71,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.jobs = jobs
+    app.state.predictors = predictors
 
     def token(request: Request) -> None:
         check_token(request, config.token)
@@ -375,22 +379,94 @@ def _check_name(name: str) -> None:
 
 
 class _Predictors:
-    """Export folders loaded once and kept warm; one prediction at a time per model."""
+    """Export folders loaded once and kept warm, each with its batcher."""
 
     def __init__(self) -> None:
-        self._loaded: dict[Path, Any] = {}
-        self._locks: dict[Path, threading.Lock] = {}
+        self._batchers: dict[Path, _Batcher] = {}
         self._lock = threading.Lock()
 
     def predict(self, folder: Path, paths: list[str]) -> list[Any]:
         from automl.deploy.predict import Predictor
 
         with self._lock:
-            lock = self._locks.setdefault(folder, threading.Lock())
-        with lock:
-            if folder not in self._loaded:
-                self._loaded[folder] = Predictor(folder)
-            return self._loaded[folder].predict_files(paths, top_k=3) if paths else []
+            batcher = self._batchers.get(folder)
+            if batcher is None:
+                batcher = self._batchers[folder] = _Batcher(Predictor(folder))
+        return batcher.predict(paths)
+
+
+class _Batcher:
+    """Requests decode their own images (in parallel, in the server's threads); one thread per
+    model then runs everything waiting as one batch, up to `BATCH_SIZE` images, so concurrent
+    requests share a forward pass instead of queueing for one each.
+
+    Attributes:
+        batches: forward passes run. images: images predicted. largest: the largest batch.
+    """
+
+    def __init__(self, predictor: Any) -> None:
+        from automl.deploy.predict import BATCH_SIZE
+
+        self.predictor = predictor
+        # Warm: every batch size the model will see (powers of two, see the Keras format)
+        # is traced now, not in the middle of someone's request.
+        shape = (predictor.height, predictor.width, predictor.channels)
+        size = 1
+        while size <= BATCH_SIZE:
+            predictor.predict_arrays(np.zeros((size, *shape), dtype=np.float32))
+            size *= 2
+        self.batches = self.images = self.largest = 0
+        self._queue: queue.Queue[tuple[list[np.ndarray], Future[np.ndarray]]] = queue.Queue()
+        self._carry: tuple[list[np.ndarray], Future[np.ndarray]] | None = None
+        threading.Thread(target=self._run, name="automl-predict", daemon=True).start()
+
+    def predict(self, paths: list[str], top_k: int = 3) -> list[Any]:
+        from automl.deploy.predict import Prediction
+
+        loaded = self.predictor.load_files(paths)
+        ready = [x for x in loaded if not isinstance(x, Prediction)]
+        rows: Any = iter(())
+        if ready:
+            future: Future[np.ndarray] = Future()
+            self._queue.put((ready, future))
+            rows = iter(future.result())
+        return [
+            item if isinstance(item, Prediction) else self.predictor.ranked(path, next(rows), top_k)
+            for path, item in zip(paths, loaded, strict=True)
+        ]
+
+    def _run(self) -> None:
+        from automl.deploy.predict import BATCH_SIZE
+
+        while True:
+            first = self._carry or self._queue.get()
+            self._carry = None
+            waiting, count = [first], len(first[0])
+            while True:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if count + len(job[0]) > BATCH_SIZE:
+                    self._carry = job  # first in the next batch
+                    break
+                waiting.append(job)
+                count += len(job[0])
+            try:
+                rows = self.predictor.predict_arrays(
+                    np.stack([x for arrays, _ in waiting for x in arrays])
+                )
+            except Exception as exc:  # every waiting request gets the error
+                for _, future in waiting:
+                    future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.images += count
+            self.largest = max(self.largest, count)
+            start = 0
+            for arrays, future in waiting:
+                future.set_result(rows[start : start + len(arrays)])
+                start += len(arrays)
 
 
 __all__ = ["create_app"]

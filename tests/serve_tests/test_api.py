@@ -307,3 +307,38 @@ def _alive(pid: int) -> bool:
     from automl.lifetime import process_alive
 
     return process_alive(pid)
+
+
+def test_concurrent_predicts_share_batches_and_each_gets_its_own_answer(
+    client: TestClient,
+) -> None:
+    """Requests arriving together are run as one forward pass; every request still gets the
+    answer for its own images, the same as when it comes alone."""
+    import threading
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = [_png(np.round(digits.images[i] * 255 / 16).astype(np.uint8)) for i in range(16)]
+
+    def ask(index: int) -> list[dict[str, Any]]:
+        files = [("files", (f"{index}.png", images[index], "image/png"))]
+        response = client.post("/models/digits/predict", files=files, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return list(response.json()["predictions"][0]["top"])
+
+    alone = [ask(i) for i in range(16)]
+    together: dict[int, list[dict[str, Any]]] = {}
+    threads = [
+        threading.Thread(target=lambda i=i: together.__setitem__(i, ask(i))) for i in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(16):
+        assert [t["class"] for t in together[i]] == [t["class"] for t in alone[i]]
+        for a, b in zip(together[i], alone[i], strict=True):
+            assert abs(a["confidence"] - b["confidence"]) < 1e-5
+    batcher = next(iter(client.app.state.predictors._batchers.values()))  # type: ignore[attr-defined]
+    assert batcher.images == 32 and 1 <= batcher.largest <= 16  # every image, in batches
