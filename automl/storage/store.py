@@ -132,7 +132,7 @@ class StudyStore:
                     # together, or a reader polling one that just started): its tables, its
                     # schema version row or its WAL switch collide with ours. Once it is done
                     # the store is complete, so open it again.
-                    if not _creation_collision(exc):
+                    if not creation_collision(exc):
                         raise
                     time.sleep(0.05 * 2**attempt)
             return rdb_storage()
@@ -356,7 +356,7 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser().resolve()
 
 
-def _creation_collision(exc: BaseException) -> bool:
+def creation_collision(exc: BaseException) -> bool:
     """Whether `exc` is what two processes creating one new store at once run into."""
     import sqlalchemy.exc
 

@@ -30,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from automl.storage.attributes import Owner, RunEntry
 
+CREATE_ATTEMPTS = 6  # ~1.5 s of retries while another process creates the same tables
+
 
 class Base(DeclarativeBase):
     pass
@@ -143,7 +145,22 @@ class ResultTables:
         self.engine: Engine = create_engine(url, **kwargs)
 
     def create(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create our tables if missing. Hosts starting together on a new database create
+        them at once: the one that loses the race finds them made, and checks again."""
+        import time
+
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from automl.storage.store import creation_collision
+
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except SQLAlchemyError as exc:
+                if attempt == CREATE_ATTEMPTS - 1 or not creation_collision(exc):
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
     def _exists(self, table: str) -> bool:
         return inspect(self.engine).has_table(table)

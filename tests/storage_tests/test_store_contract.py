@@ -441,3 +441,38 @@ def test_the_finisher_waits_for_other_hosts_trials_and_gives_up_its_claim_when_i
     finally:
         tables.close()
     assert _elect_finisher(store, study, 5, NullObserver()) == this_owner()
+
+
+def test_our_tables_are_created_by_hosts_starting_together(backend: Backend) -> None:
+    """Two hosts' first runs on a new database both create the automl_ tables: PostgreSQL
+    refused the second CREATE TABLE (a fresh-clone CI run caught it). Both must go on."""
+    from automl.storage.urls import check_storage_url
+
+    url = check_storage_url(backend.url)
+    if url.startswith("postgresql"):
+        schema = f"fresh_{uuid.uuid4().hex[:8]}"
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
+        url = f"{url}?options=-csearch_path%3D{schema}"
+    start = time.time() + 4.0  # every process creates the tables at this moment
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        pool.starmap(_create_tables, [(url, start)] * 6)
+    tables = ResultTables(url)
+    try:
+        assert tables.runs("none") == []
+    finally:
+        tables.close()
+
+
+def _create_tables(url: str, start: float) -> None:
+    tables = ResultTables(url)
+    try:
+        tables.engine.connect().close()  # connected before the moment
+        time.sleep(max(0.0, start - time.time()))
+        tables.create()
+    finally:
+        tables.close()
