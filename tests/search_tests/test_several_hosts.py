@@ -150,11 +150,16 @@ def test_two_hosts_share_one_study_to_its_trials_total(
 ) -> None:
     assert URL is not None
     third = reader(workdir, study)
-    a = host(workdir, study, "host-a", trials=40)
-    b = host(workdir, study, "host-b", trials=40)
-    out_a, out_b = finish(a), finish(b)
-    (workdir / "stop").touch()
-    third.wait(timeout=30)
+    try:
+        a = host(workdir, study, "host-a", trials=40)
+        b = host(workdir, study, "host-b", trials=40)
+        out_a, out_b = finish(a), finish(b)
+    finally:  # the reader stops whatever happens: no process outlives the test
+        (workdir / "stop").touch()
+        try:
+            third.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            third.kill()
     trials = record(study)
     finished = [t for t in trials if t.state.finished]
     # The study-wide total: 40, plus at most the trials other slots had started meanwhile.
