@@ -39,12 +39,14 @@ def automl(*args: str, cwd: Path, env: dict[str, str]) -> None:
     )  # fmt: skip
 
 
-def serve(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def serve(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`automl serve ARGS` on a free port, once it answers; the process and its base URL.
+    (The serve tests start their servers with it too.)"""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "automl", "serve", "--port", str(port), "--spaces", "."],
+        [sys.executable, "-m", "automl", "serve", "--port", str(port), *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -140,7 +142,7 @@ def main() -> None:
         )  # fmt: skip
         (cwd / "models").mkdir()
         automl("export", "cnn", "-o", "models/digits", "--format", "keras", cwd=cwd, env=env)
-        process, base = serve(cwd, env)
+        process, base = serve(cwd, env, "--spaces", ".")
         try:
             import httpx
 
@@ -158,7 +160,7 @@ def main() -> None:
         big = cwd / "big"
         (big / "runs").mkdir(parents=True)
         make_study(f"sqlite:///{big / 'runs' / 'automl.db'}", args.trials)
-        process, base = serve(big, env)
+        process, base = serve(big, env, "--spaces", ".")
         try:
             results["pages_s"] = page_times(base, ["/", "/api/studies", "/studies/bench"])
             results["study_api_s"] = page_times(

@@ -15,6 +15,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def postgres_url() -> str | None:
+    """The test PostgreSQL server (`AUTOML_TEST_POSTGRES_URL`, which CI sets); None locally
+    without one, and a failure where CI requires it (`AUTOML_REQUIRE_POSTGRES=1`)."""
+    url = os.environ.get("AUTOML_TEST_POSTGRES_URL")
+    if url is None and os.environ.get("AUTOML_REQUIRE_POSTGRES") == "1":
+        pytest.fail(
+            "AUTOML_TEST_POSTGRES_URL is not set (CI starts a PostgreSQL server)", pytrace=False
+        )
+    return url
+
+
+NO_POSTGRES = "no PostgreSQL server configured (set AUTOML_TEST_POSTGRES_URL)"
 SPACES = REPO / "spaces"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -23,12 +22,11 @@ from automl.cli import main
 from automl.cli.common import storage_flag_note, storage_flag_suffix
 from automl.cli.retrain_command import retrain_in_subprocess
 
+from .conftest import NO_POSTGRES, postgres_url
 from .search_tests.test_search import SPACE
 
-POSTGRES = os.environ.get("AUTOML_TEST_POSTGRES_URL")
-needs_postgres = pytest.mark.skipif(
-    POSTGRES is None, reason="no PostgreSQL server configured (set AUTOML_TEST_POSTGRES_URL)"
-)
+POSTGRES = postgres_url()
+needs_postgres = pytest.mark.skipif(POSTGRES is None, reason=NO_POSTGRES)
 
 
 def leaks(text: str, url: str) -> list[str]:

@@ -24,15 +24,10 @@ from automl.cli import main
 from automl.storage.records import TrialRecord, TrialState, rank_key
 from automl.storage.store import StudyStore
 
-URL = os.environ.get("AUTOML_TEST_POSTGRES_URL")
-if URL is None and os.environ.get("AUTOML_REQUIRE_POSTGRES") == "1":
-    pytest.fail(
-        "AUTOML_TEST_POSTGRES_URL is not set (CI starts a PostgreSQL server)", pytrace=False
-    )
-pytestmark = pytest.mark.skipif(
-    URL is None, reason="no PostgreSQL server configured (set AUTOML_TEST_POSTGRES_URL)"
-)
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import NO_POSTGRES, REPO, postgres_url
+
+URL = postgres_url()
+pytestmark = pytest.mark.skipif(URL is None, reason=NO_POSTGRES)
 KEEP = 3
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from fastapi.testclient import TestClient
 from automl.errors import UsageError
 from automl.serve import ServeConfig, create_app
 from automl.serve.config import is_loopback
+from benchmarks.b11_serve import serve
 
 from ..conftest import REPO
 from ..data_tests.lying_images import write_bomb, write_not_an_image, write_truncated
@@ -229,27 +228,12 @@ def test_a_search_job_runs_is_stopped_and_resumes_from_the_cli(
 def test_a_killed_server_leaves_no_orphan_job(served: Path, tmp_path: Path) -> None:
     """`kill -9` of the server: its search job notices within a second, records its running
     trials as re-queued (as Ctrl-C would) and exits."""
-    port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOML_TEST_DELAY": "1.0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "automl", "serve", "--port", str(port), "--spaces", "spaces"],
-        cwd=served,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    server, base = serve(served, env, "--spaces", "spaces")
     import httpx
 
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/api/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.2)
         body = {"space": "fn.py", "study": "orphan", "trials": 5, "epochs": 9, "workers": 1,
                 "executor": "function"}  # fmt: skip
         job = httpx.post(f"{base}/api/jobs", json=body, timeout=10).json()
@@ -286,14 +270,6 @@ def _png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:

@@ -4,12 +4,8 @@ export the winner, and predict an image from the page."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.b11_serve import serve
+
 from ..conftest import REPO
 from ..deploy_tests.test_deploy import PLAIN
-from .test_api import _free_port
 
 pytest.importorskip("fastapi")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,25 +27,7 @@ ARTIFACTS = REPO / "test-artifacts"
 def server(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "spaces").mkdir()
     (tmp_path / "spaces" / "plain.py").write_text(PLAIN)
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "automl", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    import httpx
-
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/api/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+    process, base = serve(tmp_path, {**os.environ, "PYTHONPATH": str(REPO)})
     yield base
     process.terminate()
     process.wait(timeout=60)
@@ -116,9 +95,3 @@ def test_the_dashboard_from_search_to_prediction(server: str, tmp_path: Path) ->
         browser.close()
     assert '"class"' in shown and "seven.png" in shown
     assert errors == [] and elsewhere == []
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -3,7 +3,6 @@ AUTOML_TEST_POSTGRES_URL to run these locally)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -15,16 +14,11 @@ from automl.search import SearchConfig, run_search
 from automl.storage.records import TrialState
 from automl.storage.store import StudyStore
 
+from ..conftest import NO_POSTGRES, postgres_url
 from ..search_tests.test_search import SPACE, fake_gpus
 
-URL = os.environ.get("AUTOML_TEST_POSTGRES_URL")
-if URL is None and os.environ.get("AUTOML_REQUIRE_POSTGRES") == "1":
-    pytest.fail(
-        "AUTOML_TEST_POSTGRES_URL is not set (CI starts a PostgreSQL server)", pytrace=False
-    )
-pytestmark = pytest.mark.skipif(
-    URL is None, reason="no PostgreSQL server configured (set AUTOML_TEST_POSTGRES_URL)"
-)
+URL = postgres_url()
+pytestmark = pytest.mark.skipif(URL is None, reason=NO_POSTGRES)
 
 
 @pytest.fixture

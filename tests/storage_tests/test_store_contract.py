@@ -39,13 +39,10 @@ from automl.storage.records import TrialState
 from automl.storage.store import StudyStore
 from automl.storage.tables import ResultTables
 
+from ..conftest import NO_POSTGRES, postgres_url
 from ..search_tests.test_search import SPACE
 
-POSTGRES = os.environ.get("AUTOML_TEST_POSTGRES_URL")
-if POSTGRES is None and os.environ.get("AUTOML_REQUIRE_POSTGRES") == "1":
-    pytest.fail(
-        "AUTOML_TEST_POSTGRES_URL is not set (CI starts a PostgreSQL server)", pytrace=False
-    )
+POSTGRES = postgres_url()
 
 
 @dataclass
@@ -69,7 +66,7 @@ def backend(
 ) -> Iterator[Backend]:
     if request.param == "postgresql":
         if POSTGRES is None:
-            pytest.skip("no PostgreSQL server configured (set AUTOML_TEST_POSTGRES_URL)")
+            pytest.skip(NO_POSTGRES)
         url = POSTGRES
     else:
         url = f"sqlite:///{tmp_path / 'automl.db'}"
