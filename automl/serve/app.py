@@ -20,7 +20,13 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from pydantic import BaseModel, Field
 
 from automl import __version__
@@ -28,6 +34,8 @@ from automl.errors import AutoMLError
 from automl.serve import pages
 from automl.serve.config import MAX_FILES, ServeConfig
 from automl.serve.jobs import Job, JobManager
+from automl.serve.optuna_ui import PREFIX as OPTUNA_PREFIX
+from automl.serve.optuna_ui import OptunaDashboard
 from automl.serve.security import check_image, check_token, inside
 from automl.storage.records import StudyRecord, TrialRecord, TrialState
 from automl.storage.urls import check_study_name, redact_text
@@ -339,6 +347,23 @@ def create_app(config: ServeConfig) -> FastAPI:
     def page_job(number: int) -> str:
         job = _job(jobs, number)
         return pages.job_page(job.to_json(), redact_text(job.log_tail(), config.storage))
+
+    dashboard = OptunaDashboard(config.storage)
+
+    @app.get("/optuna", include_in_schema=False)
+    def optuna_dashboard_root() -> RedirectResponse:
+        return RedirectResponse(f"{OPTUNA_PREFIX}/dashboard")
+
+    @app.api_route(
+        "/optuna/{path:path}",
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    def optuna_dashboard(request: Request, path: str) -> Response:
+        """Optuna's own dashboard on the same store, read-only (when it is installed)."""
+        if path == "":
+            return RedirectResponse(f"{OPTUNA_PREFIX}/dashboard")
+        return dashboard.handle(request, path)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:

@@ -12,7 +12,13 @@ import json
 from html import escape
 from typing import Any
 
+from automl.serve.optuna_ui import installed as optuna_dashboard_installed
 from automl.storage.records import StudyRecord, TrialState
+
+# Optuna's own dashboard is linked where optuna-dashboard is installed (see optuna_ui).
+OPTUNA_LINK = (
+    "<a href='/optuna/dashboard'>Optuna dashboard</a> · " if optuna_dashboard_installed() else ""
+)
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:72em;color:#222;padding:0 1em}
@@ -48,6 +54,7 @@ def _page(title: str, body: str, script: str = "") -> str:
         f"<meta name=viewport content='width=device-width'><title>{escape(title)}</title>"
         f"<style>{STYLE}</style></head><body>"
         "<p><a href='/'>Studies</a> · <a href='/docs'>API</a> · "
+        f"{OPTUNA_LINK}"
         "<label>token <input id=token type=password size=24 autocomplete=off></label>"
         "<button onclick='saveToken()'>keep</button> <span id=msg></span></p>"
         f"{body}<script>{SCRIPT}{script}</script></body></html>"

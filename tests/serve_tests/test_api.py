@@ -106,6 +106,49 @@ def test_pages_render_what_they_show_at_once(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200  # OpenAPI
 
 
+def test_optuna_dashboard_is_mounted_read_only_on_the_same_store(client: TestClient) -> None:
+    pytest.importorskip("optuna_dashboard")
+    moved = client.get("/optuna", follow_redirects=False)
+    assert moved.status_code in (302, 307) and moved.headers["location"] == "/optuna/dashboard"
+    page = client.get("/optuna/dashboard/studies/1")
+    assert page.status_code == 200 and 'src="/optuna/static/bundle.js"' in page.text
+    bundle = client.get("/optuna/static/bundle.js")
+    # Its API calls, links and CSV downloads all stay under /optuna (ours is at /api).
+    assert bundle.status_code == 200 and b'url_prefix:"/optuna/dashboard"' in bundle.content
+    assert b'url_prefix:"/dashboard"' not in bundle.content and b"`/csv/" not in bundle.content
+    listed = client.get("/optuna/api/studies").json()["study_summaries"]
+    ids = {s["study_name"]: s["study_id"] for s in listed}
+    assert set(ids) == {"fn", "plain"}
+    detail = client.get(f"/optuna/api/studies/{ids['fn']}", params={"after": 0}).json()
+    assert len(detail["trials"]) == 4
+    assert client.get(f"/optuna/csv/{ids['fn']}").text.count("\n") >= 5
+    # Read-only: renames, deletions, notes and tells are refused, with or without the token.
+    fn = ids["fn"]
+    for method, url, body in [
+        ("POST", f"/optuna/api/studies/{fn}/rename", {"study_name": "renamed"}),
+        ("DELETE", f"/optuna/api/studies/{fn}", {"remove_associated_artifacts": False}),
+        ("PUT", f"/optuna/api/studies/{fn}/note", {"version": 1, "body": "x"}),
+        ("POST", f"/optuna/api/trials/{detail['trials'][0]['trial_id']}/tell", {"state": "Fail"}),
+        ("POST", "/optuna/api/studies", {"study_name": "new", "directions": ["maximize"]}),
+    ]:
+        refused = client.request(method, url, json=body, headers=AUTH)
+        assert refused.status_code == 405 and "read-only" in refused.json()["detail"]
+    assert client.get("/api/studies/fn").json()["finished"] == 4
+    assert {s["name"] for s in client.get("/api/studies").json()} == {"fn", "plain"}
+
+
+def test_optuna_dashboard_refuses_clearly_where_it_cannot_be_served(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl.serve import optuna_ui
+
+    with pytest.raises(optuna_ui.Unsupported, match="base URL"):
+        optuna_ui.patch_bundle(b"const api = new Client(); url_prefix:'/dashboard'")
+    monkeypatch.setattr(optuna_ui, "installed", lambda: False)
+    missing = client.get("/optuna/dashboard")
+    assert missing.status_code == 501 and "pip install" in missing.json()["detail"]
+
+
 def test_mutating_and_predict_calls_need_the_token(client: TestClient) -> None:
     body = {"space": "fn.py", "trials": 4, "executor": "function"}
     assert client.post("/api/jobs", json=body).status_code == 401

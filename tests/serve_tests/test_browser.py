@@ -5,6 +5,7 @@ export the winner, and predict an image from the page."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,17 @@ def test_the_dashboard_from_search_to_prediction(server: str, tmp_path: Path) ->
         report.wait_for_function("window.automlFigures !== undefined", timeout=30_000)
         assert report.evaluate("window.automlFigures.failed") == []
         report.close()
+        # Optuna's own dashboard, on the same store, under /optuna.
+        optuna = browser.new_page()
+        optuna.on("pageerror", lambda e: errors.append(str(e)))
+        optuna.on(
+            "request", lambda r: None if r.url.startswith(server) else elsewhere.append(r.url)
+        )
+        optuna.goto(server + "/optuna")
+        optuna.get_by_text(re.compile(r"^\d+\. plain$")).click(timeout=60_000)
+        optuna.wait_for_selector("text=Best Trial", timeout=60_000)
+        assert "/optuna/dashboard/studies/" in optuna.url
+        optuna.close()
         page.fill("form input[name=name]", "digits")
         page.click("text=Export (Keras)")
         page.wait_for_url("**/jobs/2")
