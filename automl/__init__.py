@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from automl.data import DataOptions
     from automl.deploy import Predictor, export_study, retrain_study
+    from automl.notebook import Tuner
     from automl.reports import write_report
     from automl.search import SearchConfig, SearchObserver, SearchSummary, run_search
     from automl.spaces import load_space, read_space_settings
@@ -40,6 +41,7 @@ _HOMES = {
     "export_study": "automl.deploy",
     "Predictor": "automl.deploy",
     "write_report": "automl.reports",
+    "Tuner": "automl.notebook",
 }
 
 
@@ -52,6 +54,7 @@ __all__ = [
     "SearchConfig",
     "SearchObserver",
     "SearchSummary",
+    "Tuner",
     "__version__",
     "export_study",
     "load_space",

@@ -283,6 +283,62 @@ def _load_npz(path: Path) -> Pools:
                     raise DataError(f"{shown}: x_{split} has no matching y_{split}.")
                 raw[split] = (data[f"x_{split}"], data[f"y_{split}"])
         given_names = tuple(str(c) for c in data["class_names"]) if "class_names" in keys else ()
+    return _pools(raw, shown, given_names, scale=True)
+
+
+def dataset_from_arrays(
+    x: Any,
+    y: Any,
+    validation: Any = None,
+    test: Any = None,
+    options: DataOptions | None = None,
+    *,
+    source: str = "arrays",
+) -> Dataset:
+    """Arrays as a notebook passes them (Keras Tuner's `search(x, y, validation_data=…)`).
+
+    Pixel values are kept as given, unlike the sources above (which scale floats in [0, 1] to
+    [0, 255] for the zoo's models): a notebook's model scales its input as it was written to.
+    Missing val / test splits are taken from `x` as for any source.
+
+    Raises:
+        DataError: shapes, labels or splits that cannot work, with the fix.
+    """
+    options = options or DataOptions()
+    check_fraction(options.val_split, "validation_split")
+    check_fraction(options.test_split, "test_split")
+    raw = {"train": (np.asarray(x), _labels(y, "y"))}
+    for name, given in (("val", validation), ("test", test)):
+        if given is None:
+            continue
+        if not isinstance(given, (tuple, list)) or len(given) != 2:
+            what = "validation_data" if name == "val" else "test_data"
+            raise DataError(f"{what} must be a pair (x, y) of arrays, got {type(given).__name__}.")
+        raw[name] = (np.asarray(given[0]), _labels(given[1], f"y of {name}"))
+    if "val" not in raw and options.val_split <= 0:
+        raise DataError("give validation_data=(x_val, y_val) or a validation_split above 0.")
+    return _make_splits(source, _pools(raw, source, (), scale=False), options)
+
+
+def _labels(y: Any, where: str) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise DataError(
+            f"{where}: one-hot labels of shape {labels.shape}; pass class indices "
+            "(y.argmax(axis=1)) and compile with loss='sparse_categorical_crossentropy'."
+        )
+    return labels.reshape(-1)
+
+
+def _pools(
+    raw: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    shown: str,
+    given_names: tuple[str, ...],
+    *,
+    scale: bool,
+) -> Pools:
+    """Splits of images and labels (any label values) as `Pools`: labels become class indices
+    (of `given_names`, or of the sorted distinct labels)."""
     labels_all = np.concatenate([y.reshape(-1) for _, y in raw.values()])
     classes = np.unique(labels_all)
     if given_names:
@@ -298,7 +354,7 @@ def _load_npz(path: Path) -> Pools:
     splits = {}
     for split, (x, y) in raw.items():
         splits[split] = Split(
-            _as_images(x, f"{shown}: x_{split}"),
+            _as_images(x, f"{shown}: x_{split}", scale=scale),
             np.array([to_index[v] for v in y.reshape(-1)], dtype=np.int64),
         )
         if len(splits[split].x) != len(splits[split].y):
@@ -306,8 +362,8 @@ def _load_npz(path: Path) -> Pools:
     return Pools(splits, class_names)
 
 
-def _as_images(x: np.ndarray, where: str) -> np.ndarray:
-    """(n, h, w) or (n, h, w, c) pixels in [0, 255]; floats in [0, 1] are scaled."""
+def _as_images(x: np.ndarray, where: str, *, scale: bool = True) -> np.ndarray:
+    """(n, h, w) or (n, h, w, c) pixels; floats in [0, 1] are scaled to [0, 255] if `scale`."""
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
@@ -321,7 +377,7 @@ def _as_images(x: np.ndarray, where: str) -> np.ndarray:
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise DataError(f"{where} holds NaN or infinite values.")
-    if x.size and x.max() <= 1.0 and x.min() >= 0.0:
+    if scale and x.size and x.max() <= 1.0 and x.min() >= 0.0:
         x = x * 255.0
     return x
 

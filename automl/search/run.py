@@ -37,10 +37,12 @@ def run_search(
     *,
     gpu_probe: Callable[[], list[Gpu]] = discover_gpus,
     cpus: int | None = None,
+    dataset: Dataset | None = None,
 ) -> SearchSummary:
     """Run (or resume) a search to its `trials` target.
 
-    Everything a user can get wrong is checked before any worker starts.
+    Everything a user can get wrong is checked before any worker starts. `dataset`, when
+    given, is searched instead of loading `config.data` (arrays from a notebook).
 
     Raises:
         SpaceError, DataError, StoreError, UsageError: bad input (exit 2).
@@ -74,7 +76,8 @@ def run_search(
             "automl worker joins a study that several hosts share in PostgreSQL (--storage "
             "postgresql://…); on one machine, automl search already uses every GPU or core."
         )
-    dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
+    if dataset is None:
+        dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
     store = StudyStore(
         storage_url,
         create=True,

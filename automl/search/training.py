@@ -113,7 +113,7 @@ class TrialTraining:
         from automl.data.pipeline import make_pipeline
 
         model = plan.model
-        batch_size = batch_size_of(self.hp)
+        batch_size = batch_size_of(self.hp, self.space.settings.batch_size)
         target = tuple(model.input_shape[1:]) if model.inputs else None
         train = make_pipeline(
             self.train, batch_size=batch_size, training=True, seed=self.seed, target_shape=target
@@ -158,12 +158,12 @@ class TrialTraining:
                 model.fit(train, **kwargs)
 
 
-def batch_size_of(hp: HyperParameters) -> int:
-    """The `batch_size` hyperparameter, or 32."""
+def batch_size_of(hp: HyperParameters, default: int | None = None) -> int:
+    """The `batch_size` hyperparameter, else the space's `BATCH_SIZE`, else 32."""
     value = hp.values.get("batch_size")
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    return DEFAULT_BATCH_SIZE
+    return default or DEFAULT_BATCH_SIZE
 
 
 def run_epochs_in_one_call(model: Any, steps: int) -> None:

@@ -207,12 +207,17 @@ class HyperParameters:
 
     Args:
         answers: where values come from. Defaults to `DefaultAnswers()`.
+        values: values known before any definition (a finished trial's, as Keras Tuner's
+            `get_best_hyperparameters` gives them): `values` and `get` answer them at once,
+            and a build that defines them gets them. Defaults to none.
     """
 
-    def __init__(self, answers: Answers | None = None) -> None:
+    def __init__(
+        self, answers: Answers | None = None, values: Mapping[str, Value] | None = None
+    ) -> None:
         self._answers: Answers = answers if answers is not None else DefaultAnswers()
         self._specs: dict[str, list[ParamSpec]] = {}
-        self._values: dict[str, Value] = {}
+        self._values: dict[str, Value] = dict(values or {})
         self._conditions: list[Condition] = []
         self.space: list[ParamSpec] = []
         self.scope_parents: set[str] = set()

@@ -2,7 +2,8 @@
 
 A space file defines `build(hp)` or `build(hp, info)` returning a compiled `keras.Model` or a
 `TrainingPlan` of one (or a Keras Tuner `HyperModel` as `hypermodel = MyHyperModel()`), and may
-define `OBJECTIVE`, `DATA`, `EPOCHS` and `fit(hp, model, *args, **kwargs)`. `Space.build_plan`
+define `OBJECTIVE`, `DATA`, `EPOCHS`, `BATCH_SIZE` (used where the space defines no `batch_size`
+hyperparameter) and `fit(hp, model, *args, **kwargs)`. `Space.build_plan`
 gives every caller a `TrainingPlan`; `Space.build` gives the model alone.
 
 `read_space_settings` reads the constants with `ast`, without running the file, so the scheduler
@@ -32,7 +33,7 @@ from automl.spaces.hyperparameters import HyperParameters
 from automl.spaces.plan import TrainingPlan, plans_made
 
 Direction = Literal["maximize", "minimize"]
-_SETTINGS = ("OBJECTIVE", "DATA", "EPOCHS")
+_SETTINGS = ("OBJECTIVE", "DATA", "EPOCHS", "BATCH_SIZE")
 # A message that starts with `file:line: ` (those of `hp` calls) already names the user's line.
 _LOCATED = re.compile(r"[^:\s][^:]*:\d+: ")
 
@@ -118,6 +119,7 @@ class SpaceSettings:
         objective: `OBJECTIVE`, or `val_accuracy` maximised.
         data: `DATA`, the default data source, or None.
         epochs: `EPOCHS`, the default epoch budget, or None.
+        batch_size: `BATCH_SIZE`, the batch size where `hp` has no `batch_size`, or None (32).
     """
 
     path: Path
@@ -126,6 +128,7 @@ class SpaceSettings:
     objective: Objective
     data: str | None
     epochs: int | None
+    batch_size: int | None = None
 
 
 def source_sha256(source: str) -> str:
@@ -182,6 +185,14 @@ def read_space_settings(path: str | os.PathLike[str]) -> SpaceSettings:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SpaceError(f"{shown}:{line}: EPOCHS must be a positive integer, got {value!r}.")
         epochs = value
+    batch_size = None
+    if found.get("BATCH_SIZE", (None, 0))[0] is not None:
+        value, line = found["BATCH_SIZE"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpaceError(
+                f"{shown}:{line}: BATCH_SIZE must be a positive integer, got {value!r}."
+            )
+        batch_size = value
     return SpaceSettings(
         path=file.resolve(),
         source=source,
@@ -189,6 +200,7 @@ def read_space_settings(path: str | os.PathLike[str]) -> SpaceSettings:
         objective=objective,
         data=data,
         epochs=epochs,
+        batch_size=batch_size,
     )
 
 
@@ -209,7 +221,7 @@ class Space:
         self.module = module
         self._build_fn = build_fn
         self._fit_fn = fit_fn
-        self._takes_info = _positional_count(build_fn) >= 2
+        self._takes_info = positional_count(build_fn) >= 2
         self._build_line = _line_of(build_fn, settings.path)
 
     @property
@@ -325,7 +337,7 @@ def _find_entry_points(
     if build is not None:
         if not callable(build):
             raise SpaceError(f"{shown}:1: `build` must be a function build(hp) or build(hp, info).")
-        count = _positional_count(build)
+        count = positional_count(build)
         if count not in (1, 2):
             line = _line_of(build, Path(module.__file__ or shown))
             raise SpaceError(
@@ -337,7 +349,7 @@ def _find_entry_points(
     if hypermodel is None:
         hypermodel = _hypermodel_class_instance(module)
     if hypermodel is not None and callable(getattr(hypermodel, "build", None)):
-        return hypermodel.build, _overridden_fit(hypermodel)
+        return hypermodel.build, overridden_fit(hypermodel)
     raise SpaceError(
         f"{shown}:1: the space file defines no build(hp); add `def build(hp):` that returns a "
         "compiled keras.Model (or `hypermodel = MyHyperModel()`)."
@@ -360,7 +372,8 @@ def _hypermodel_class_instance(module: ModuleType) -> object | None:
     return None
 
 
-def _overridden_fit(hypermodel: object) -> Callable[..., Any] | None:
+def overridden_fit(hypermodel: object) -> Callable[..., Any] | None:
+    """A Keras Tuner `HyperModel`'s own `fit`, if its class overrides it (else None)."""
     fit = getattr(hypermodel, "fit", None)
     if fit is None:
         return None
@@ -391,7 +404,8 @@ def _literal(node: ast.expr, name: str, where: str) -> object:
         ) from exc
 
 
-def _positional_count(fn: Callable[..., Any]) -> int:
+def positional_count(fn: Callable[..., Any]) -> int:
+    """How many positional parameters `fn` takes (1 when it cannot be inspected)."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):

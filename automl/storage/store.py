@@ -208,6 +208,30 @@ class StudyStore:
                 f"no study named {name!r} in {self.shown_url}; studies there: {listed}."
             ) from exc
 
+    def delete_study(self, name: str) -> bool:
+        """Delete a study and its rows in our tables (its artifact folder is the caller's).
+
+        Returns:
+            Whether there was such a study.
+        """
+        import optuna
+
+        from automl.storage.tables import ResultTables
+
+        check_study_name(name)
+        try:
+            optuna.delete_study(study_name=name, storage=self.storage)
+        except KeyError:
+            return False
+        self._studies = {k: v for k, v in self._studies.items() if k[0] != name}
+        self._finished_records = {k: v for k, v in self._finished_records.items() if k[0] != name}
+        tables = ResultTables(self.url)
+        try:
+            tables.forget(name)
+        finally:
+            tables.close()
+        return True
+
     def summaries(self) -> list[StudySummary]:
         """Name, trials by state, best value and last update of every study.
 

@@ -322,5 +322,14 @@ class ResultTables:
             session.execute(delete(LockRow).where(LockRow.study == study, LockRow.name == name))
             session.commit()
 
+    def forget(self, study: str) -> None:
+        """Delete every row of `study` from our tables (the study itself is being deleted)."""
+        from sqlalchemy import delete
+
+        with Session(self.engine) as session, session.begin():
+            for row in (RetrainRow, ExportRow, RunRow, LockRow):
+                if self._exists(row.__tablename__):
+                    session.execute(delete(row).where(row.study == study))
+
     def close(self) -> None:
         self.engine.dispose()

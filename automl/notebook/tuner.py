@@ -1,0 +1,440 @@
+"""`automl.Tuner`: Keras Tuner's API over the same engine as `automl search`.
+
+A Keras Tuner notebook switches by replacing `keras_tuner.RandomSearch(...)` with
+`automl.Tuner(...)`: the same `build(hp)` (or `HyperModel`), `search(x, y, validation_data=…)`,
+`get_best_models`, `get_best_hyperparameters` and `results_summary`, now with trials in parallel
+on every GPU (or CPU slots), pruning, a resumable store, the report, retraining and export.
+
+The hypermodel is shipped to the spawned workers pickled (`automl.spaces.shipped`), and the
+arrays are searched as a `Dataset` saved in the study's folder, as the CLI saves its data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automl.errors import DataError, UsageError
+from automl.search.config import SearchConfig
+from automl.search.events import SearchSummary
+from automl.spaces.loader import Objective
+from automl.storage.urls import check_study_name
+
+# `fit` arguments the engine sets itself, with what to use instead.
+_ENGINE_FIT_ARGUMENTS = {
+    "x": "pass the data to search()",
+    "y": "pass the data to search()",
+    "initial_epoch": "trials resume on their own",
+    "steps_per_epoch": "every epoch covers the training split",
+    "validation_steps": "validation covers the whole validation split",
+    "validation_batch_size": "the engine sizes validation batches",
+    "validation_freq": "the pruner needs the objective after every epoch",
+    "sample_weight": "use class_weight",
+}
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What search() was given: a data source as on the CLI, or a `Dataset` of arrays."""
+
+    spec: str | None
+    dataset: Any
+    options: Any
+
+
+class Tuner:
+    """Search `hypermodel` as Keras Tuner's tuners do, on automl's engine.
+
+    Args:
+        hypermodel: `build(hp)`, `build(hp, info)` or a `keras_tuner.HyperModel`, defined
+            anywhere (a notebook cell included).
+        objective: the metric, e.g. `"val_accuracy"`, `"val_loss"`, `("val_auc", "max")` or a
+            `keras_tuner.Objective`. Defaults to `"val_accuracy"`.
+        max_trials: the study's total of finished trials, as `--trials`. Defaults to `10`.
+        max_epochs: epochs per trial (`search(epochs=…)` overrides). Defaults to `10`.
+        study: the study's name (Keras Tuner's `project_name` is accepted too). Defaults to
+            the hypermodel's name.
+        storage: the store's URL. Defaults to `directory/automl.db`.
+        workers: CPU workers when there is no GPU. Defaults to one per core, up to 8.
+        gpus: GPU indices to use. Defaults to every visible GPU.
+        trials_per_gpu: trials packed on each GPU. Defaults to `1`.
+        sampler: as `--sampler`. Defaults to `"tpe"`.
+        pruner: as `--pruner`. Defaults to `"sha"`.
+        seed: seed of the sampler and trials. Defaults to `0`.
+        directory: the folder of the store and of the studies' files. Defaults to `runs`, as
+            `automl search` (so `automl show` there reads the study).
+        overwrite: delete the study (and its folder) before the first search. Defaults to
+            `False`: a study of that name resumes.
+        patience: early-stopping patience in epochs, None for none. Defaults to `5`.
+        max_consecutive_failed_trials: stop after this many failures in a row. Defaults to `5`.
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_accuracy",
+        max_trials: int = 10,
+        max_epochs: int | None = None,
+        study: str | None = None,
+        storage: str | None = None,
+        workers: int | None = None,
+        gpus: Sequence[int] | None = None,
+        trials_per_gpu: int = 1,
+        sampler: str = "tpe",
+        pruner: str = "sha",
+        seed: int | None = None,
+        directory: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+        *,
+        project_name: str | None = None,
+        patience: int | None = 5,
+        max_consecutive_failed_trials: int = 5,
+        executions_per_trial: int = 1,
+    ) -> None:
+        if executions_per_trial != 1:
+            raise UsageError(
+                "executions_per_trial above 1 is not supported yet; average over seeds with "
+                "automl retrain --top-k K --seeds S after the search."
+            )
+        self._shipped = hypermodel
+        self.hypermodel = (
+            _FunctionHyperModel(hypermodel, self) if inspect.isfunction(hypermodel) else hypermodel
+        )
+        self.objective = _objective(objective)
+        if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
+            raise UsageError(f"max_trials must be a positive integer, got {max_trials!r}.")
+        self.max_trials = max_trials
+        self.max_epochs = max_epochs
+        self.directory = Path(directory) if directory is not None else Path("runs")
+        self.study_name = check_study_name(study or project_name or _default_name(hypermodel))
+        self.storage = storage or f"sqlite:///{self.directory.resolve() / 'automl.db'}"
+        self.workers = workers
+        self.gpus = tuple(gpus) if gpus is not None else None
+        self.trials_per_gpu = trials_per_gpu
+        self.sampler = sampler
+        self.pruner = pruner
+        self.seed = seed or 0
+        self.patience = patience
+        self.max_failures = max_consecutive_failed_trials
+        self._overwrite = overwrite
+        self.last_search: SearchSummary | None = None
+
+    # -- searching --------------------------------------------------------------------------
+
+    def search(
+        self,
+        x: Any = None,
+        y: Any = None,
+        validation_data: Any = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        callbacks: Sequence[Any] | None = None,
+        *,
+        validation_split: float | None = None,
+        test_data: Any = None,
+        verbose: Any = None,
+        quiet: bool = False,
+        **fit_kwargs: Any,
+    ) -> None:
+        """Search (or resume) the study to `max_trials` finished trials.
+
+        How it ended is `last_search` (a `SearchSummary`), None after an interrupt.
+
+        Args:
+            x: images as an array (n, height, width[, channels]) with labels `y`; or a data
+                source as on the command line (`"digits"`, an image folder, an `.npz` file).
+            y: integer class labels for `x`.
+            validation_data: `(x_val, y_val)`; else `validation_split` of `x` (default 0.2).
+            epochs: epochs per trial. Defaults to `max_epochs`, else 10.
+            batch_size: where the hypermodel has no `batch_size` hyperparameter. Defaults to 32.
+            callbacks: Keras callbacks added to every trial's `fit` (copied for each trial).
+            validation_split: the fraction of `x` validated on, without `validation_data`.
+            test_data: `(x_test, y_test)` for retraining and the report; else 10 % of `x`.
+            verbose: accepted for Keras Tuner's signature; progress shows either way.
+            quiet: print only the final summary.
+            **fit_kwargs: other `fit` arguments for every trial (`class_weight`, …).
+
+        A `KeyboardInterrupt` (the notebook's stop button, Ctrl-C) stops it cleanly: running
+        trials are recorded and re-queued, control returns, and `search` again resumes them.
+        """
+        del verbose
+        for name, instead in _ENGINE_FIT_ARGUMENTS.items():
+            if name in fit_kwargs:
+                raise UsageError(f"search(): {name} is not accepted here: {instead}.")
+        data = self._data(x, y, validation_data, validation_split, test_data)
+        from automl.search import run_search
+        from automl.spaces.shipped import ship
+        from automl.storage.store import StudyStore
+
+        store = StudyStore(self.storage, create=True, create_folder=True)
+        artifacts = store.artifacts(self.study_name)
+        if self._overwrite:
+            store.delete_study(self.study_name)
+            if artifacts.root.is_dir():
+                shutil.rmtree(artifacts.root)
+            self._overwrite = False  # a second search() resumes what the first started
+        epochs = epochs or self.max_epochs or 10
+        space = ship(
+            self._shipped,
+            artifacts.root,
+            objective=self.objective,
+            epochs=epochs,
+            batch_size=batch_size,
+            callbacks=list(callbacks or ()),
+            fit_kwargs=fit_kwargs,
+        )
+        config = SearchConfig(
+            space=str(space),
+            trials=self.max_trials,
+            study=self.study_name,
+            storage=self.storage,
+            data=data.spec,
+            data_options=data.options,
+            epochs=epochs,
+            workers=self.workers,
+            gpus=self.gpus,
+            trials_per_gpu=self.trials_per_gpu,
+            sampler=self.sampler,
+            pruner=self.pruner,
+            seed=self.seed,
+            max_failures=self.max_failures,
+            patience=self.patience,
+        )
+        from rich.console import Console
+
+        from automl.cli.progress import make_progress
+        from automl.cli.study_commands import render_summary
+
+        console = Console(file=sys.stdout, highlight=False)
+        progress = make_progress(console, quiet=quiet)
+        try:
+            summary = run_search(config, progress, dataset=data.dataset)
+        except KeyboardInterrupt:
+            progress.close()
+            self.last_search = None
+            console.print(
+                "Interrupted: running trials were recorded and re-queued; search() again "
+                "resumes the study.",
+                markup=False,
+            )
+            return
+        finally:
+            progress.close()
+        render_summary(console, summary, storage_flag=self._storage_flag())
+        self.last_search = summary
+
+    def _data(
+        self, x: Any, y: Any, validation_data: Any, validation_split: float | None, test: Any
+    ) -> _Data:
+        if x is None:
+            raise DataError("search() needs data: x and y arrays, or a source such as 'digits'.")
+        if isinstance(x, (str, os.PathLike)):
+            if y is not None or validation_data is not None:
+                raise DataError(
+                    f"search({str(x)!r}): a data source brings its own labels and splits; "
+                    "give no y or validation_data with it."
+                )
+            return _Data(os.fspath(x), None, _options(validation_split))
+        if _is_tf_dataset(x):
+            x, y = _arrays_of(x, y, "x")
+            if _is_tf_dataset(validation_data):
+                validation_data = _arrays_of(validation_data, None, "validation_data")
+        if y is None:
+            raise DataError("search(x, y): y (the integer class labels of x) is missing.")
+        from automl.data.sources import dataset_from_arrays
+
+        options = _options(validation_split)
+        dataset = dataset_from_arrays(x, y, validation_data, test, options, source="arrays")
+        return _Data(None, dataset, options)
+
+    def _storage_flag(self) -> str:
+        default = f"sqlite:///{(Path.cwd() / 'runs' / 'automl.db')}"
+        if self.storage == default:
+            return ""
+        return f" --storage {self.storage}" if "@" not in self.storage else " --storage URL"
+
+    # -- results ----------------------------------------------------------------------------
+
+    @property
+    def study(self) -> Any:
+        """The Optuna study (`optuna.Study`): every Optuna tool works on it."""
+        from automl.storage.store import StudyStore
+
+        return StudyStore(self.storage).load_study(self.study_name)
+
+    def space_info(self) -> Any:
+        """What `build(hp, info)` learns about the study's data (`SpaceInfo`)."""
+        from automl.data import load_saved_dataset
+        from automl.spaces.loader import SpaceInfo
+        from automl.storage.store import StudyStore
+
+        path = StudyStore(self.storage).artifacts(self.study_name).dataset_path
+        if not path.is_file():
+            raise UsageError(f"study {self.study_name!r} has no data yet; run search() first.")
+        dataset = load_saved_dataset(path)
+        return SpaceInfo(
+            dataset.input_shape,
+            dataset.num_classes,
+            dataset.class_names,
+            train_size=len(dataset.train),
+            epochs=self.max_epochs or 10,
+        )
+
+    def _record(self) -> Any:
+        from automl.storage.store import StudyStore
+
+        return StudyStore(self.storage).record(self.study_name)
+
+    def _best_trials(self, num_trials: int) -> list[Any]:
+        ranked = [t for t in self._record().ranked() if t.state.value == "complete"]
+        if not ranked:
+            raise UsageError(
+                f"study {self.study_name!r} has no complete trial yet; run search() first."
+            )
+        return list(ranked[:num_trials])
+
+    def get_best_hyperparameters(self, num_trials: int = 1) -> list[Any]:
+        """The best trials' hyperparameters, best first: `.values`, `.get(name)`, and usable
+        as `hp` to build the model again (`tuner.hypermodel.build(hp)`)."""
+        from automl.spaces.hyperparameters import HyperParameters
+        from automl.spaces.replay import FixedAnswers
+
+        return [
+            HyperParameters(FixedAnswers(dict(t.params), missing="default"), values=t.params)
+            for t in self._best_trials(num_trials)
+        ]
+
+    def get_best_models(self, num_models: int = 1) -> list[Any]:
+        """The best trials' models at their best epoch, best first (their checkpoints).
+
+        Raises:
+            UsageError: a trial's checkpoint was not kept (raise `keep_checkpoints` on the
+                CLI, or retrain it with `retrain()`).
+        """
+        import keras
+
+        from automl.storage.store import StudyStore
+
+        artifacts = StudyStore(self.storage).artifacts(self.study_name)
+        kept = artifacts.checkpoints()
+        models = []
+        for trial in self._best_trials(num_models):
+            if trial.number not in kept:
+                raise UsageError(
+                    f"trial {trial.number}'s checkpoint was not kept (the best 3 are); ask for "
+                    "fewer models, or retrain it with tuner.retrain(top_k=…)."
+                )
+            models.append(keras.saving.load_model(kept[trial.number], safe_mode=True))
+        return models
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Print the best trials as Keras Tuner does: parameters and score of each."""
+        record = self._record()
+        print("Results summary")
+        print(f"Results in {self.directory / self.study_name}")
+        print(f"Showing {num_trials} best trials")
+        print(f"Objective(name={record.metric!r}, direction={record.direction!r})")
+        for trial in [t for t in record.ranked() if t.value is not None][:num_trials]:
+            print()
+            print(f"Trial {trial.number:02d} summary ({trial.state.value})")
+            print("Hyperparameters:")
+            for name, value in trial.params.items():
+                print(f"{name}: {value}")
+            print(f"Score: {trial.value}")
+
+    def report(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the study's HTML report (default: its folder's `report.html`)."""
+        from automl.reports import write_report
+
+        return write_report(self.study_name, storage=self.storage, output=path)
+
+    def retrain(self, top_k: int = 1, **kwargs: Any) -> list[Any]:
+        """Retrain the best `top_k` configurations on train + val and score them on the test
+        split (as `automl retrain`); the results go to the report and to `export`."""
+        from automl.deploy import retrain_study
+
+        return retrain_study(self.study_name, storage=self.storage, top_k=top_k, **kwargs)
+
+    def export(
+        self,
+        directory: str | os.PathLike[str],
+        formats: Sequence[str] = ("keras", "savedmodel", "tflite"),
+        **kwargs: Any,
+    ) -> Any:
+        """Export the winner (retrained if `retrain` ran, else its checkpoint), as
+        `automl export`."""
+        from automl.deploy import export_study
+
+        return export_study(
+            self.study_name, storage=self.storage, output=directory, formats=formats, **kwargs
+        )
+
+
+class _FunctionHyperModel:
+    """A build function as Keras Tuner holds one: `tuner.hypermodel.build(hp)` builds the
+    model again (with the study's data description for `build(hp, info)`)."""
+
+    def __init__(self, build: Any, tuner: Tuner) -> None:
+        self._build = build
+        self._tuner = tuner
+
+    def build(self, hp: Any) -> Any:
+        from automl.spaces.loader import positional_count
+
+        if positional_count(self._build) < 2:
+            return self._build(hp)
+        return self._build(hp, self._tuner.space_info())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._build(*args, **kwargs)
+
+
+def _objective(value: Any) -> Objective:
+    name = getattr(value, "name", None)
+    if isinstance(name, str) and hasattr(value, "direction"):  # keras_tuner.Objective
+        return Objective.parse((name, value.direction), "objective")
+    return Objective.parse(value, "objective")
+
+
+def _options(validation_split: float | None) -> Any:
+    from automl.data import DataOptions
+
+    return DataOptions(
+        val_split=0.2 if validation_split is None else validation_split, test_split=0.1
+    )
+
+
+def _default_name(hypermodel: Any) -> str:
+    name = getattr(hypermodel, "__name__", None) or type(hypermodel).__name__
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "tuner"
+
+
+def _is_tf_dataset(value: Any) -> bool:
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, tf.data.Dataset)
+
+
+def _arrays_of(dataset: Any, y: Any, where: str) -> tuple[Any, Any]:
+    """A `tf.data.Dataset` of (image, label) pairs, batched or not, as two arrays."""
+    import numpy as np
+
+    if y is not None:
+        raise DataError(f"search(): {where} is a tf.data.Dataset of (image, label); give no y.")
+    xs, ys = [], []
+    for element in dataset.as_numpy_iterator():
+        if not isinstance(element, tuple) or len(element) != 2:
+            raise DataError(f"search(): {where} must yield (image, label) pairs.")
+        xs.append(element[0])
+        ys.append(element[1])
+    if not xs:
+        raise DataError(f"search(): {where} is empty.")
+    batched = np.ndim(ys[0]) >= 1
+    if batched:
+        return np.concatenate(xs), np.concatenate(ys)
+    return np.stack(xs), np.asarray(ys)
