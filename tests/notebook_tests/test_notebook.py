@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,19 +67,7 @@ def test_a_notebook_searches_with_two_workers_and_evaluates_the_best_model(
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
     )
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
-    # Printed text, and what rich displays in Jupyter (display_data outputs).
-    outputs = [
-        o.get("text", "") or o.get("data", {}).get("text/plain", "")
-        for cell in notebook.cells
-        for o in cell.get("outputs", [])
-    ]
+    outputs = _execute(notebook, tmp_path)
     text = "".join(outputs)
     assert "4 of 4 finished" in text, text[-3000:]
     line = next(t for t in outputs if "ACCURACY" in t).split()
@@ -87,3 +76,20 @@ def test_a_notebook_searches_with_two_workers_and_evaluates_the_best_model(
     # The study is an ordinary one: the CLI reads it.
     assert (tmp_path / "nb_runs" / "automl.db").is_file()
     assert (tmp_path / "nb_runs" / "notebook" / "dataset.npz").is_file()
+    # A new kernel running the same cells (after a crash, say) resumes the finished study.
+    again = "".join(_execute(nbformat.read(path, as_version=4), tmp_path))
+    assert "Resuming study 'notebook'" in again and "4 of 4 finished" in again, again[-3000:]
+    assert "0 s this run" in again
+
+
+def _execute(notebook: Any, folder: Path) -> list[str]:
+    """Run every cell in a new kernel; the printed text, and what rich displays in Jupyter
+    (display_data outputs), of each output."""
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
+    return [
+        o.get("text", "") or o.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        for o in cell.get("outputs", [])
+    ]
