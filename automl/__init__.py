@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from automl.data import DataOptions
     from automl.deploy import Predictor, export_study, retrain_study
-    from automl.notebook import Tuner
+    from automl.notebook import ImageClassifier, Tuner
     from automl.reports import write_report
     from automl.search import SearchConfig, SearchObserver, SearchSummary, run_search
     from automl.spaces import load_space, read_space_settings
@@ -42,6 +42,7 @@ _HOMES = {
     "Predictor": "automl.deploy",
     "write_report": "automl.reports",
     "Tuner": "automl.notebook",
+    "ImageClassifier": "automl.notebook",
 }
 
 
@@ -50,6 +51,7 @@ __getattr__ = lazy_exports("automl", _HOMES)
 __all__ = [
     "AutoMLError",
     "DataOptions",
+    "ImageClassifier",
     "Predictor",
     "SearchConfig",
     "SearchObserver",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl.cli.common import (
@@ -64,7 +65,13 @@ def add_worker(commands: Any) -> None:
 
 
 def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> None:
-    command.add_argument("space", metavar="SPACE", help="the space file, e.g. spaces/cnn.py")
+    command.add_argument(
+        "space",
+        metavar="SPACE",
+        nargs="?",
+        help="the space file, e.g. spaces/cnn.py (default: the built-in flagship space, the "
+        "same as spaces/cnn.py; the study is then named after --data)",
+    )
     command.add_argument(
         "--trials",
         type=count_arg("--trials"),
@@ -198,10 +205,16 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
     from automl.cli.progress import make_progress
     from automl.search import SearchConfig, run_search
 
+    space, study = args.space, args.study
+    if space is None:
+        from automl.spaces.builtin import FLAGSHIP
+
+        space = str(FLAGSHIP)
+        study = study or _study_of_data(args.data)
     config = SearchConfig(
-        space=args.space,
+        space=space,
         trials=args.trials,
-        study=args.study,
+        study=study,
         storage=args.storage,
         data=args.data,
         data_options=data_options(args),
@@ -262,6 +275,14 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
     path = write_report(summary.study, storage=summary.storage_url)
     console.print(f"Report: {path}", markup=False)
     return EXIT_OK
+
+
+def _study_of_data(data: str | None) -> str:
+    """The study of a search without a space file: named after its data (`photos/` → photos)."""
+    if not data:
+        return "cnn"  # the flagship's own DATA (digits), as `automl search spaces/cnn.py`
+    stem = Path(data.rstrip("/\\")).stem or "data"
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in stem)
 
 
 def render_summary(

@@ -294,12 +294,13 @@ def dataset_from_arrays(
     options: DataOptions | None = None,
     *,
     source: str = "arrays",
+    scale: bool = False,
 ) -> Dataset:
     """Arrays as a notebook passes them (Keras Tuner's `search(x, y, validation_data=…)`).
 
-    Pixel values are kept as given, unlike the sources above (which scale floats in [0, 1] to
-    [0, 255] for the zoo's models): a notebook's model scales its input as it was written to.
-    Missing val / test splits are taken from `x` as for any source.
+    Pixel values are kept as given unless `scale` (as the sources above scale floats in
+    [0, 1] to [0, 255] for the zoo's models): a notebook's model scales its input as it was
+    written to. Missing val / test splits are taken from `x` as for any source.
 
     Raises:
         DataError: shapes, labels or splits that cannot work, with the fix.
@@ -317,7 +318,7 @@ def dataset_from_arrays(
         raw[name] = (np.asarray(given[0]), _labels(given[1], f"y of {name}"))
     if "val" not in raw and options.val_split <= 0:
         raise DataError("give validation_data=(x_val, y_val) or a validation_split above 0.")
-    return _make_splits(source, _pools(raw, source, (), scale=False), options)
+    return _make_splits(source, _pools(raw, source, (), scale=scale), options)
 
 
 def _labels(y: Any, where: str) -> np.ndarray:
@@ -354,7 +355,7 @@ def _pools(
     splits = {}
     for split, (x, y) in raw.items():
         splits[split] = Split(
-            _as_images(x, f"{shown}: x_{split}", scale=scale),
+            as_images(x, f"{shown}: x_{split}", scale=scale),
             np.array([to_index[v] for v in y.reshape(-1)], dtype=np.int64),
         )
         if len(splits[split].x) != len(splits[split].y):
@@ -362,7 +363,7 @@ def _pools(
     return Pools(splits, class_names)
 
 
-def _as_images(x: np.ndarray, where: str, *, scale: bool = True) -> np.ndarray:
+def as_images(x: np.ndarray, where: str, *, scale: bool = True) -> np.ndarray:
     """(n, h, w) or (n, h, w, c) pixels; floats in [0, 1] are scaled to [0, 255] if `scale`."""
     if x.ndim == 3:
         x = x[..., np.newaxis]
@@ -442,8 +443,8 @@ def _load_keras_dataset(name: str) -> Pools:
         ) from exc
     return Pools(
         {
-            "train": Split(_as_images(x_train, name), y_train.reshape(-1).astype(np.int64)),
-            "test": Split(_as_images(x_test, name), y_test.reshape(-1).astype(np.int64)),
+            "train": Split(as_images(x_train, name), y_train.reshape(-1).astype(np.int64)),
+            "test": Split(as_images(x_test, name), y_test.reshape(-1).astype(np.int64)),
         },
         class_names,
     )

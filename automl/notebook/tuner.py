@@ -103,7 +103,7 @@ class Tuner:
                 "automl retrain --top-k K --seeds S after the search."
             )
         self._shipped = hypermodel
-        self.hypermodel = (
+        self.hypermodel: Any = (
             _FunctionHyperModel(hypermodel, self) if inspect.isfunction(hypermodel) else hypermodel
         )
         self.objective = _objective(objective)
@@ -169,7 +169,6 @@ class Tuner:
                 raise UsageError(f"search(): {name} is not accepted here: {instead}.")
         data = self._data(x, y, validation_data, validation_split, test_data)
         from automl.search import run_search
-        from automl.spaces.shipped import ship
         from automl.storage.store import StudyStore
 
         store = StudyStore(self.storage, create=True, create_folder=True)
@@ -180,10 +179,8 @@ class Tuner:
                 shutil.rmtree(artifacts.root)
             self._overwrite = False  # a second search() resumes what the first started
         epochs = epochs or self.max_epochs or 10
-        space = ship(
-            self._shipped,
+        space = self._space(
             artifacts.root,
-            objective=self.objective,
             epochs=epochs,
             batch_size=batch_size,
             callbacks=list(callbacks or ()),
@@ -203,6 +200,7 @@ class Tuner:
             sampler=self.sampler,
             pruner=self.pruner,
             seed=self.seed,
+            objective=f"{self.objective.metric}:{self.objective.direction}",
             max_failures=self.max_failures,
             patience=self.patience,
         )
@@ -229,6 +227,16 @@ class Tuner:
         render_summary(console, summary, storage_flag=self._storage_flag())
         self.last_search = summary
 
+    # Whether arrays are image pixels for the zoo's models ([0, 1] floats scaled to [0, 255]),
+    # rather than a notebook model's input as it was written to take it.
+    _scale_images = False
+
+    def _space(self, folder: Path, **shipping: Any) -> Path:
+        """The space file searched: the hypermodel shipped into the study's folder."""
+        from automl.spaces.shipped import ship
+
+        return ship(self._shipped, folder, objective=self.objective, **shipping)
+
     def _data(
         self, x: Any, y: Any, validation_data: Any, validation_split: float | None, test: Any
     ) -> _Data:
@@ -250,7 +258,9 @@ class Tuner:
         from automl.data.sources import dataset_from_arrays
 
         options = _options(validation_split)
-        dataset = dataset_from_arrays(x, y, validation_data, test, options, source="arrays")
+        dataset = dataset_from_arrays(
+            x, y, validation_data, test, options, source="arrays", scale=self._scale_images
+        )
         return _Data(None, dataset, options)
 
     def _storage_flag(self) -> str:

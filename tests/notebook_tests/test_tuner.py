@@ -234,3 +234,32 @@ def _running(database: Path) -> int:
             )
     except sqlite3.OperationalError:
         return 0
+
+
+def test_image_classifier_searches_the_flagship_space_and_predicts_labels(
+    tmp_path: Path,
+) -> None:
+    from automl import ImageClassifier
+
+    x, y = _digits()
+    pixels = (x * 255).astype(np.uint8)
+    names = np.array(list("abcdefghij"))[y]  # any labels come back as given
+    classifier = ImageClassifier(
+        max_trials=2, max_epochs=2, workers=2, directory=tmp_path, project_name="auto"
+    )
+    classifier.fit(pixels[:1500], names[:1500])
+    predicted = classifier.predict(pixels[1500:])
+    assert predicted.shape == (297, 1) and set(predicted.ravel()) <= set("abcdefghij")
+    loss, accuracy = classifier.evaluate(pixels[1500:], names[1500:])
+    assert accuracy == pytest.approx((predicted.ravel() == names[1500:]).mean(), abs=1e-6)
+    assert classifier.export_model() is classifier.model
+    # The flagship space is the package's copy of spaces/cnn.py, stored as for the CLI.
+    record = classifier._record()
+    assert Path(record.space.path).name == "cnn.py"
+    assert record.space.sha256 == _sha256(REPO / "spaces" / "cnn.py")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -86,3 +86,20 @@ def test_nan_and_out_of_memory_fail_their_trials_only(tmp_path: Path) -> None:
     assert "Replacing worker cpu0 (out of memory)" in out
     assert "Best trial" in out and "mode=ok" in out
     assert "Stopped early: the grid sampler has tried every combination" in out
+
+
+def test_search_without_a_space_file_uses_the_flagship_on_a_folder(tmp_path: Path) -> None:
+    from ..images import make_folder
+
+    make_folder(tmp_path / "photos", per_class=8)
+    result = automl(
+        "search", "--data", "photos/", "--trials", "1", "--epochs", "1", "--workers", "1",
+        "--no-retrain", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Study 'photos': 1 of 1 finished" in result.stdout  # named after its data
+    from automl.storage.store import StudyStore
+
+    record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("photos")
+    assert Path(record.space.path) == (REPO / "spaces" / "cnn.py").resolve()
+    assert record.data.source == "photos/"

@@ -1,0 +1,1 @@
+../../../spaces/cnn.py
