@@ -83,7 +83,7 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     tuner = Tuner(build_small, max_trials=1, directory=tmp_path)
     with pytest.raises(AutoMLError, match="one-hot"):
         tuner.search(x, np.eye(10)[y])
-    with pytest.raises(AutoMLError, match="y .*missing"):
+    with pytest.raises(AutoMLError, match=r"y .*missing"):
         tuner.search(x)
     with pytest.raises(AutoMLError, match="steps_per_epoch"):
         tuner.search(x, y, steps_per_epoch=3)
@@ -250,7 +250,7 @@ def test_image_classifier_searches_the_flagship_space_and_predicts_labels(
     classifier.fit(pixels[:1500], names[:1500])
     predicted = classifier.predict(pixels[1500:])
     assert predicted.shape == (297, 1) and set(predicted.ravel()) <= set("abcdefghij")
-    loss, accuracy = classifier.evaluate(pixels[1500:], names[1500:])
+    _loss, accuracy = classifier.evaluate(pixels[1500:], names[1500:])
     assert accuracy == pytest.approx((predicted.ravel() == names[1500:]).mean(), abs=1e-6)
     assert classifier.export_model() is classifier.model
     # The flagship space is the package's copy of spaces/cnn.py, stored as for the CLI.
