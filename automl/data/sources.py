@@ -318,7 +318,12 @@ def dataset_from_arrays(
         raw[name] = (np.asarray(given[0]), _labels(given[1], f"y of {name}"))
     if "val" not in raw and options.val_split <= 0:
         raise DataError("give validation_data=(x_val, y_val) or a validation_split above 0.")
-    return _make_splits(source, _pools(raw, source, (), scale=scale), options)
+    labels = np.concatenate([y for _, y in raw.values()])
+    names: tuple[str, ...] = ()
+    if np.issubdtype(labels.dtype, np.integer) and labels.size and labels.min() >= 0:
+        # Integer labels stay the indices the caller's model outputs (class 7 stays 7).
+        names = tuple(str(i) for i in range(int(labels.max()) + 1))
+    return _make_splits(source, _pools(raw, source, names, scale=scale), options)
 
 
 def _labels(y: Any, where: str) -> np.ndarray:

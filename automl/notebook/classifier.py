@@ -83,7 +83,9 @@ class ImageClassifier(Tuner):
         if self.last_search is None:
             return  # interrupted: fit again resumes
         if y is not None:
-            self._labels = np.unique(np.asarray(y).reshape(-1))
+            from automl.notebook.tuner import _from_one_hot
+
+            self._labels = np.unique(np.asarray(_from_one_hot(y, "y")[0]).reshape(-1))
         results = self.retrain(top_k=1)
         import keras
 

@@ -46,6 +46,7 @@ class _Data:
     spec: str | None
     dataset: Any
     options: Any
+    one_hot: int | None = None  # the labels were one-hot, of this many classes
 
 
 class Tuner:
@@ -185,6 +186,7 @@ class Tuner:
             batch_size=batch_size,
             callbacks=list(callbacks or ()),
             fit_kwargs=fit_kwargs,
+            one_hot=data.one_hot,
         )
         config = SearchConfig(
             space=str(space),
@@ -257,11 +259,17 @@ class Tuner:
             raise DataError("search(x, y): y (the integer class labels of x) is missing.")
         from automl.data.sources import dataset_from_arrays
 
+        y, classes = _from_one_hot(y, "y")
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+            x_val, y_val = validation_data
+            validation_data = (x_val, _from_one_hot(y_val, "y of validation_data")[0])
+        if isinstance(test, (tuple, list)) and len(test) == 2:
+            test = (test[0], _from_one_hot(test[1], "y of test_data")[0])
         options = _options(validation_split)
         dataset = dataset_from_arrays(
             x, y, validation_data, test, options, source="arrays", scale=self._scale_images
         )
-        return _Data(None, dataset, options)
+        return _Data(None, dataset, options, classes)
 
     def _storage_flag(self) -> str:
         default = f"sqlite:///{(Path.cwd() / 'runs' / 'automl.db')}"
@@ -423,6 +431,22 @@ def _options(validation_split: float | None) -> Any:
 def _default_name(hypermodel: Any) -> str:
     name = getattr(hypermodel, "__name__", None) or type(hypermodel).__name__
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "tuner"
+
+
+def _from_one_hot(y: Any, where: str) -> tuple[Any, int | None]:
+    """Class indices of one-hot labels (n, k) and k, as Keras Tuner's getting-started passes
+    `keras.utils.to_categorical(y)`; other labels as they are, and None."""
+    import numpy as np
+
+    labels = np.asarray(y)
+    if labels.ndim != 2 or labels.shape[1] < 2:
+        return y, None
+    if not (np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all()):
+        raise DataError(
+            f"{where}: labels of shape {labels.shape} that are not one-hot rows; pass integer "
+            "class labels (n,) or one-hot rows of 0 and 1."
+        )
+    return labels.argmax(axis=1), int(labels.shape[1])
 
 
 def _is_tf_dataset(value: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from automl.data.dataset import Dataset, Split
 from automl.spaces.hyperparameters import HyperParameters
-from automl.spaces.loader import Space, SpaceInfo
+from automl.spaces.loader import Space, SpaceInfo, takes_arrays
 from automl.spaces.plan import FineTune, TrainingPlan
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,25 @@ class TrialTraining:
                 "initial_epoch": max(first, initial_epoch),
                 "callbacks": all_callbacks,
                 "verbose": verbose,
-                "shuffle": False,
             }
             if val is not None:
                 kwargs["validation_data"] = val
-            if self.space.fit_fn is not None:
-                self.space.fit_fn(self.hp, model, train, **kwargs)
+            fit_fn = self.space.fit_fn
+            if fit_fn is None:
+                model.fit(train, shuffle=False, **kwargs)  # the pipeline shuffles
+            elif takes_arrays(fit_fn):
+                # Keras Tuner's `fit(self, hp, model, x, y, **kwargs)`: the training arrays.
+                x, y = self._train_arrays()
+                fit_fn(self.hp, model, x, y, batch_size=batch_size, **kwargs)
             else:
-                model.fit(train, **kwargs)
+                fit_fn(self.hp, model, train, **kwargs)
+
+    def _train_arrays(self) -> tuple[Any, Any]:
+        import numpy as np
+
+        parts = self.train if isinstance(self.train, tuple) else (self.train,)
+        x = np.concatenate([np.asarray(p.x, dtype=np.float32) for p in parts])
+        return x, np.concatenate([p.y for p in parts])
 
 
 def batch_size_of(hp: HyperParameters, default: int | None = None) -> int:

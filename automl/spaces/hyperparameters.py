@@ -243,7 +243,8 @@ class HyperParameters:
             max_value: upper bound, included.
             step: distance between values (linear) or multiplier between values (log).
                 Defaults to `1` on a linear scale and to any integer on a log scale.
-            sampling: `"linear"` or `"log"`. Defaults to `"linear"`.
+            sampling: `"linear"`, `"log"` or `"reverse_log"` (searched linearly). Defaults to
+                `"linear"`.
             default: value of a dry run. Defaults to `min_value`.
             parent_name: like an enclosing `conditional_scope(parent_name, parent_values)`.
             parent_values: see `parent_name`.
@@ -287,7 +288,8 @@ class HyperParameters:
             max_value: upper bound, included.
             step: distance between values (linear) or multiplier between values (log).
                 Defaults to `None`: any value in the range.
-            sampling: `"linear"` or `"log"`. Defaults to `"linear"`.
+            sampling: `"linear"`, `"log"` or `"reverse_log"` (searched linearly). Defaults to
+                `"linear"`.
             default: value of a dry run. Defaults to `min_value`.
             parent_name: like an enclosing `conditional_scope(parent_name, parent_values)`.
             parent_values: see `parent_name`.
@@ -538,12 +540,19 @@ def _as_float(value: object, arg: str, name: str, where: str) -> float:
 
 
 def _parse_sampling(sampling: str | None, name: str, where: str) -> bool:
-    if sampling in (None, "linear"):
+    """Whether values are spread on a log scale.
+
+    Keras Tuner's `"reverse_log"` (values dense near `max_value`) is searched on a linear
+    scale: Optuna has no mirrored log scale, and a mirrored parameter would be stored as the
+    mirror of its value. TPE still learns where the good values lie.
+    """
+    if sampling in (None, "linear", "reverse_log"):
         return False
     if sampling == "log":
         return True
     raise SpaceError(
-        f"{where}: '{name}' has sampling={sampling!r}; use sampling='linear' or sampling='log'."
+        f"{where}: '{name}' has sampling={sampling!r}; use sampling='linear', 'log' or "
+        "'reverse_log'."
     )
 
 

@@ -404,6 +404,21 @@ def _literal(node: ast.expr, name: str, where: str) -> object:
         ) from exc
 
 
+def takes_arrays(fit: Callable[..., Any]) -> bool:
+    """Whether a space's `fit` takes the training data as arrays `x, y` after `hp, model`
+    (Keras Tuner's `HyperModel.fit(self, hp, model, x, y, **kwargs)`), not one dataset."""
+    try:
+        parameters = list(inspect.signature(fit).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 4
+
+
 def positional_count(fn: Callable[..., Any]) -> int:
     """How many positional parameters `fn` takes (1 when it cannot be inspected)."""
     try:

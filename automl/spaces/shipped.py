@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import SpaceError
-from automl.spaces.loader import Objective, overridden_fit
+from automl.spaces.loader import Objective, overridden_fit, takes_arrays
 from automl.storage.atomic import write_atomically
 
 PICKLE_SUFFIX = ".pkl"
@@ -37,6 +37,7 @@ class Shipment:
     hypermodel: Any
     callbacks: Sequence[Any] = ()
     fit_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    one_hot: int | None = None  # the caller's labels were one-hot, of this many classes
 
 
 def ship(
@@ -48,6 +49,7 @@ def ship(
     batch_size: int | None = None,
     callbacks: Sequence[Any] = (),
     fit_kwargs: Mapping[str, Any] | None = None,
+    one_hot: int | None = None,
 ) -> Path:
     """Pickle `hypermodel` into `folder` and write the space file that loads it.
 
@@ -60,7 +62,7 @@ def ship(
     import cloudpickle
 
     build = _build_of(hypermodel)
-    shipment = Shipment(hypermodel, tuple(callbacks), dict(fit_kwargs or {}))
+    shipment = Shipment(hypermodel, tuple(callbacks), dict(fit_kwargs or {}), one_hot)
     try:
         payload = cloudpickle.dumps(shipment)
     except Exception as exc:
@@ -73,6 +75,7 @@ def ship(
     digest.update((_source_of(hypermodel, build) or "").encode("utf-8") or payload)
     digest.update(repr(sorted((k, repr(v)) for k, v in shipment.fit_kwargs.items())).encode())
     digest.update(repr([_describe_callback(c) for c in shipment.callbacks]).encode())
+    digest.update(f"one_hot={one_hot}".encode())
     shipped = digest.hexdigest()
     stem = f"hypermodel-{shipped[:16]}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -119,7 +122,7 @@ def entry_points(
     hypermodel = shipment.hypermodel
     build = _build_of(hypermodel)
     user_fit = overridden_fit(hypermodel)
-    if user_fit is None and not shipment.callbacks and not shipment.fit_kwargs:
+    if user_fit is None and not (shipment.callbacks or shipment.fit_kwargs or shipment.one_hot):
         return build, None  # the runner's own fit, as for a space file without fit()
 
     def fit(hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
@@ -129,11 +132,39 @@ def entry_points(
             *copy.deepcopy(list(shipment.callbacks)),
         ]
         kwargs = {**shipment.fit_kwargs, **kwargs}
+        if shipment.one_hot:
+            args, kwargs = _one_hot(shipment.one_hot, args, kwargs)
         if user_fit is not None:
             return user_fit(hp, model, *args, **kwargs)
         return model.fit(*args, **kwargs)
 
+    if user_fit is not None and takes_arrays(user_fit):
+
+        def fit_arrays(hp: Any, model: Any, x: Any, y: Any, **kwargs: Any) -> Any:
+            return fit(hp, model, x, y, **kwargs)
+
+        return build, fit_arrays
     return build, fit
+
+
+def _one_hot(
+    classes: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The training data (a dataset, or arrays x, y) and validation data with one-hot labels,
+    as a model compiled for one-hot labels (categorical_crossentropy) needs them."""
+    import numpy as np
+    import tensorflow as tf
+
+    def dataset(data: Any) -> Any:
+        return data.map(lambda x, y: (x, tf.one_hot(y, classes)))
+
+    if len(args) >= 2:  # arrays
+        args = (args[0], np.eye(classes, dtype=np.float32)[np.asarray(args[1])], *args[2:])
+    elif args:
+        args = (dataset(args[0]), *args[1:])
+    if isinstance(kwargs.get("validation_data"), tf.data.Dataset):
+        kwargs["validation_data"] = dataset(kwargs["validation_data"])
+    return args, kwargs
 
 
 def _build_of(hypermodel: Any) -> Callable[..., Any]:

@@ -67,7 +67,7 @@ def test_name_reused_with_another_type_or_range_is_an_error() -> None:
         (lambda hp: hp.Choice("a", [1, 2], default=3), r"default 3 outside its values"),
         (lambda hp: hp.Int("a", 1, 4, default=9), r"default 9 outside"),
         (lambda hp: hp.Int("a", 1.5, 4), r"needs an integer min_value"),
-        (lambda hp: hp.Float("a", 1, 2, sampling="reverse_log"), r"use sampling='linear' or"),
+        (lambda hp: hp.Float("a", 1, 2, sampling="cubic"), r"use sampling='linear', 'log' or"),
         (lambda hp: hp.Choice("a", ["x", "y"], ordered=True), r"ordered=True .* not numbers"),
         (lambda hp: hp.Int("a", 1, 100, step=1, sampling="log"), r"greater than 1"),
     ],
@@ -80,6 +80,27 @@ def test_invalid_definitions_name_the_line(call: object, message: str) -> None:
     assert str(caught.value).startswith("tests/spaces_tests/test_hyperparameters.py:") or (
         "test_hyperparameters.py:" in str(caught.value).split(" ")[0]
     )
+
+
+def test_keras_tuner_reverse_log_sampling_is_accepted_and_searched_linearly() -> None:
+    from automl.spaces.replay import RandomAnswers
+
+    values = []
+    for seed in range(20):
+        hp = HyperParameters(RandomAnswers(seed))
+        values.append(hp.Float("momentum", 0.5, 0.999, sampling="reverse_log"))
+        assert hp.Int("units", 8, 64, sampling="reverse_log", default=8) in range(8, 65)
+    assert all(0.5 <= v <= 0.999 for v in values) and len(set(values)) > 10
+    assert HyperParameters().Float("m", 0.5, 0.999, sampling="reverse_log") == 0.5  # default
+
+
+def test_fixed_inside_a_conditional_scope_as_keras_tuner() -> None:
+    for branch, expected in (("a", 3), ("b", None)):
+        hp = HyperParameters(FixedAnswers({"m": branch}))
+        hp.Choice("m", ["a", "b"])
+        with hp.conditional_scope("m", "a"):
+            assert hp.Fixed("f", 3) == expected
+        assert hp.values == ({"m": "a", "f": 3} if expected else {"m": "b"})
 
 
 def test_conditional_scope_keras_tuner_semantics() -> None:
