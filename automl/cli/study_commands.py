@@ -118,6 +118,12 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
         "hedges with brackets that prune later, at the cost of more epochs)",
     )
     group.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write each trial's scalars and parameters for TensorBoard (DIR/trial-N; see "
+        "them with tensorboard --logdir DIR, HParams tab)",
+    )
+    group.add_argument(
         "--patience",
         type=count_arg("--patience", minimum=0),
         default=5,
@@ -237,6 +243,7 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         executor=args.executor,
         heartbeat=args.heartbeat,
         role="worker" if args.worker else "search",
+        tensorboard=args.tensorboard,
     )
     progress = make_progress(console, quiet=args.quiet)
     try:

@@ -73,6 +73,8 @@ class Tuner:
         overwrite: delete the study (and its folder) before the first search. Defaults to
             `False`: a study of that name resumes.
         patience: early-stopping patience in epochs, None for none. Defaults to `5`.
+        tensorboard: a folder for TensorBoard logs of every trial (scalars, HParams).
+            Defaults to `None`.
         max_consecutive_failed_trials: stop after this many failures in a row. Defaults to `5`.
     """
 
@@ -97,6 +99,7 @@ class Tuner:
         patience: int | None = 5,
         max_consecutive_failed_trials: int = 5,
         executions_per_trial: int = 1,
+        tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
         if executions_per_trial != 1:
             raise UsageError(
@@ -123,6 +126,7 @@ class Tuner:
         self.seed = seed or 0
         self.patience = patience
         self.max_failures = max_consecutive_failed_trials
+        self.tensorboard = os.fspath(tensorboard) if tensorboard is not None else None
         self._overwrite = overwrite
         self.last_search: SearchSummary | None = None
 
@@ -205,6 +209,7 @@ class Tuner:
             objective=f"{self.objective.metric}:{self.objective.direction}",
             max_failures=self.max_failures,
             patience=self.patience,
+            tensorboard=self.tensorboard,
         )
         from rich.console import Console
 

@@ -44,6 +44,8 @@ class SearchConfig:
         heartbeat: seconds between heartbeats of running trials; a trial without one for 3
             intervals is failed and re-queued by any host of the study.
         role: `search`, or `worker` (joins an existing study, never creates one).
+        tensorboard: a folder for TensorBoard logs (scalars and HParams of every trial), or
+            None.
     """
 
     space: str
@@ -74,6 +76,7 @@ class SearchConfig:
     executor: str = "keras"
     heartbeat: int = 10
     role: str = "search"
+    tensorboard: str | None = None
 
     def settings(self, *, epochs: int) -> SearchSettings:
         """The settings stored with the study, with the epoch budget actually used."""

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from automl.data import Dataset, load_dataset, save_dataset
@@ -151,6 +152,9 @@ def run_search(
                 log_dir=str(artifacts.logs_dir(per_host=store.sqlite_path is None)),
                 precision=config.precision,
                 jit=config.jit,
+                tensorboard=(
+                    str(Path(config.tensorboard).resolve()) if config.tensorboard else None
+                ),
             )
             scheduler = Scheduler(
                 config,

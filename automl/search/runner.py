@@ -94,6 +94,7 @@ def run_trial(
     resume: Path | None = None,
     resume_from: ResumePoint | None = None,
     jit: bool = False,
+    tensorboard: Path | None = None,
 ) -> TrialResult:
     """Build and train one configuration.
 
@@ -117,6 +118,8 @@ def run_trial(
         resume_from: the resume point of the killed trial this one retries: training continues
             after its epoch, from its saved model. Defaults to `None` (from epoch 0).
         jit: compile the training step with XLA. Defaults to `False` (the space's choice).
+        tensorboard: the trial's TensorBoard folder (`DIR/trial-N`): per-epoch scalars, and
+            its parameters for the HParams dashboard. Defaults to `None` (none).
     """
     from automl.tfruntime import import_tensorflow
 
@@ -155,6 +158,8 @@ def run_trial(
         callbacks: list[Any] = [tracker.callback(), keras.callbacks.TerminateOnNaN()]
         if patience:
             callbacks.append(tracker.early_stopping(patience))
+        if tensorboard is not None:
+            callbacks.append(_tensorboard(tensorboard, hp.values))
         training.fit(
             plan,
             callbacks=callbacks,
@@ -185,6 +190,24 @@ def run_trial(
         **tracker.epoch_timings(),
     }
     return tracker.result(hp.values, timings)
+
+
+def _tensorboard(folder: Path, values: dict[str, Any]) -> Any:
+    """Keras's TensorBoard callback for `folder`, after writing the trial's parameters there
+    as an HParams session (so `tensorboard --logdir DIR` lists every trial in HParams)."""
+    import keras
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = tf.summary.create_file_writer(str(folder))
+    with writer.as_default():
+        hparams_api.hparams(
+            {k: v for k, v in values.items() if isinstance(v, (bool, int, float, str))},
+            trial_id=folder.name,
+        )
+    writer.close()
+    return keras.callbacks.TensorBoard(log_dir=str(folder))
 
 
 def _resumed(

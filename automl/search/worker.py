@@ -73,6 +73,7 @@ class WorkerSetup:
             no check.
         precision: `--precision` (`auto`, `float32`, `mixed`), set before any model is built.
         jit: compile every model's training step with XLA.
+        tensorboard: the folder of TensorBoard logs (a `trial-N` folder per trial), or None.
     """
 
     space_path: str
@@ -85,6 +86,7 @@ class WorkerSetup:
     space_sha256: str | None = None
     precision: str = "auto"
     jit: bool = False
+    tensorboard: str | None = None
 
 
 class Executor(Protocol):
@@ -110,6 +112,7 @@ class KerasExecutor:
         self.dataset = load_saved_dataset(setup.dataset_path)
         self.objective = setup.objective
         self.patience = setup.patience
+        self.tensorboard = Path(setup.tensorboard) if setup.tensorboard else None
 
     def preflight(self) -> list[ParamSpec]:
         import keras
@@ -149,6 +152,9 @@ class KerasExecutor:
             resume=Path(request.resume) if request.resume else None,
             resume_from=request.resume_from,
             jit=self.jit,
+            tensorboard=(
+                self.tensorboard / f"trial-{request.number}" if self.tensorboard else None
+            ),
         )
 
 

@@ -103,3 +103,32 @@ def test_search_without_a_space_file_uses_the_flagship_on_a_folder(tmp_path: Pat
     record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("photos")
     assert Path(record.space.path) == (REPO / "spaces" / "cnn.py").resolve()
     assert record.data.source == "photos/"
+
+
+def test_tensorboard_gets_every_trials_scalars_and_hparams(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    from ..deploy_tests.test_deploy import PLAIN
+
+    (tmp_path / "plain.py").write_text(PLAIN)
+    result = automl(
+        "search", "plain.py", "--trials", "2", "--epochs", "2", "--workers", "1",
+        "--pruner", "none", "--no-retrain", "--quiet", "--tensorboard", "tb", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tb"))
+    runs.Reload()
+    names = set(runs.Runs())
+    assert {"trial-0", "trial-0/train", "trial-0/validation", "trial-1/validation"} <= names
+    # Per-epoch scalars (Keras writes them as tensors), one point per epoch.
+    validation = runs.GetAccumulator("trial-1/validation")
+    assert len(validation.Tensors("epoch_accuracy")) == 2
+    # The HParams session of each trial: its parameters, as the HParams tab reads them.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for trial in ("trial-0", "trial-1"):
+        content = runs.PluginRunToTagToContent("hparams")[trial]
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info
+        assert set(start.hparams) == {"rotation", "filters"} and start.group_name == trial
