@@ -118,6 +118,15 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
         "hedges with brackets that prune later, at the cost of more epochs)",
     )
     group.add_argument(
+        "--repeats",
+        type=count_arg("--repeats"),
+        default=1,
+        metavar="R",
+        help="train each configuration R times with different seeds, epoch by epoch together; "
+        "the objective, pruning and early stopping follow their mean (Keras Tuner's "
+        "executions_per_trial; default 1)",
+    )
+    group.add_argument(
         "--tensorboard",
         metavar="DIR",
         help="write each trial's scalars and parameters for TensorBoard (DIR/trial-N; see "
@@ -244,6 +253,7 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         heartbeat=args.heartbeat,
         role="worker" if args.worker else "search",
         tensorboard=args.tensorboard,
+        repeats=args.repeats,
     )
     progress = make_progress(console, quiet=args.quiet)
     try:

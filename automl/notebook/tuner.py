@@ -75,6 +75,9 @@ class Tuner:
         patience: early-stopping patience in epochs, None for none. Defaults to `5`.
         tensorboard: a folder for TensorBoard logs of every trial (scalars, HParams).
             Defaults to `None`.
+        executions_per_trial: models trained per configuration with different seeds; the
+            objective, pruning and early stopping follow their mean (`--repeats`). Defaults
+            to `1`.
         max_consecutive_failed_trials: stop after this many failures in a row. Defaults to `5`.
     """
 
@@ -101,11 +104,15 @@ class Tuner:
         executions_per_trial: int = 1,
         tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
-        if executions_per_trial != 1:
+        if (
+            isinstance(executions_per_trial, bool)
+            or not isinstance(executions_per_trial, int)
+            or executions_per_trial < 1
+        ):
             raise UsageError(
-                "executions_per_trial above 1 is not supported yet; average over seeds with "
-                "automl retrain --top-k K --seeds S after the search."
+                f"executions_per_trial must be a positive integer, got {executions_per_trial!r}."
             )
+        self.executions_per_trial = executions_per_trial
         self._shipped = hypermodel
         self.hypermodel: Any = (
             _FunctionHyperModel(hypermodel, self) if inspect.isfunction(hypermodel) else hypermodel
@@ -210,6 +217,7 @@ class Tuner:
             max_failures=self.max_failures,
             patience=self.patience,
             tensorboard=self.tensorboard,
+            repeats=self.executions_per_trial,
         )
         from rich.console import Console
 

@@ -46,6 +46,8 @@ class SearchConfig:
         role: `search`, or `worker` (joins an existing study, never creates one).
         tensorboard: a folder for TensorBoard logs (scalars and HParams of every trial), or
             None.
+        repeats: models trained per configuration with different seeds; the objective (and
+            pruning) follow their mean curve (Keras Tuner's `executions_per_trial`).
     """
 
     space: str
@@ -77,6 +79,7 @@ class SearchConfig:
     heartbeat: int = 10
     role: str = "search"
     tensorboard: str | None = None
+    repeats: int = 1
 
     def settings(self, *, epochs: int) -> SearchSettings:
         """The settings stored with the study, with the epoch budget actually used."""

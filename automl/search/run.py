@@ -53,6 +53,8 @@ def run_search(
     observer = observer or NullObserver()
     if config.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {config.trials}.")
+    if config.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {config.repeats}.")
     settings = read_space_settings(config.space)
     objective = Objective.parse(config.objective) if config.objective else settings.objective
     epochs = config.epochs or settings.epochs or 10
@@ -155,6 +157,7 @@ def run_search(
                 tensorboard=(
                     str(Path(config.tensorboard).resolve()) if config.tensorboard else None
                 ),
+                repeats=config.repeats,
             )
             scheduler = Scheduler(
                 config,

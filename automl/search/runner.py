@@ -23,7 +23,7 @@ from typing import Any
 from automl.data.dataset import Dataset
 from automl.errors import SpaceError, one_line
 from automl.search.resume import ResumePoint, ResumeWriter
-from automl.search.training import TrialTraining
+from automl.search.training import TrialTraining, fit_in_step
 from automl.spaces.hyperparameters import Answers, HyperParameters, Value
 from automl.spaces.loader import Objective, Space
 from automl.spaces.plan import TrainingPlan
@@ -95,6 +95,7 @@ def run_trial(
     resume_from: ResumePoint | None = None,
     jit: bool = False,
     tensorboard: Path | None = None,
+    repeats: int = 1,
 ) -> TrialResult:
     """Build and train one configuration.
 
@@ -120,6 +121,10 @@ def run_trial(
         jit: compile the training step with XLA. Defaults to `False` (the space's choice).
         tensorboard: the trial's TensorBoard folder (`DIR/trial-N`): per-epoch scalars, and
             its parameters for the HParams dashboard. Defaults to `None` (none).
+        repeats: models trained with different seeds, epoch by epoch together; the objective
+            is their mean, and pruning and early stopping follow the mean curve (Keras Tuner's
+            `executions_per_trial`). The checkpoint is the first model's. A retry does not
+            resume mid-way. Defaults to `1`.
     """
     from automl.tfruntime import import_tensorflow
 
@@ -137,7 +142,7 @@ def run_trial(
         on_epoch,
         checkpoint,
         checkpoint_threshold,
-        resume=ResumeWriter(resume, epochs) if resume is not None else None,
+        resume=ResumeWriter(resume, epochs) if resume is not None and repeats == 1 else None,
     )
     plan = None
     initial_epoch = 0
@@ -160,13 +165,16 @@ def run_trial(
             callbacks.append(tracker.early_stopping(patience))
         if tensorboard is not None:
             callbacks.append(_tensorboard(tensorboard, hp.values))
-        training.fit(
-            plan,
-            callbacks=callbacks,
-            stopped=lambda: tracker.stopped,
-            verbose=verbose,
-            initial_epoch=initial_epoch,
-        )
+        if repeats > 1:
+            _fit_repeats(training, plan, tracker, repeats, patience, verbose)
+        else:
+            training.fit(
+                plan,
+                callbacks=callbacks,
+                stopped=lambda: tracker.stopped,
+                verbose=verbose,
+                initial_epoch=initial_epoch,
+            )
     except tf.errors.ResourceExhaustedError as exc:
         return failed_result(
             hp, FailureKind.OOM, f"out of memory: {one_line(exc, 200)}", started, exc, tracker
@@ -190,6 +198,35 @@ def run_trial(
         **tracker.epoch_timings(),
     }
     return tracker.result(hp.values, timings)
+
+
+# Seeds of a trial's repeats: seed + k * REPEAT_SEED_STRIDE (far from the next trials' seeds).
+REPEAT_SEED_STRIDE = 100_003
+
+
+def _fit_repeats(
+    training: TrialTraining,
+    plan: TrainingPlan,
+    tracker: EpochTracker,
+    repeats: int,
+    patience: int | None,
+    verbose: int,
+) -> None:
+    """Train `repeats` models of the configuration together; the tracker sees their mean."""
+    others = [
+        replace(training, seed=training.seed + k * REPEAT_SEED_STRIDE) for k in range(1, repeats)
+    ]
+    runs = [(training, plan), *((other, other.build()) for other in others)]
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> bool:
+        if not tracker.end_epoch(plan.model, epoch, logs):
+            return False
+        if patience and tracker.best_epoch is not None and epoch - tracker.best_epoch >= patience:
+            tracker.stopped = True
+            return False
+        return True
+
+    fit_in_step(runs, on_epoch, on_epoch_begin=tracker.begin_epoch, verbose=verbose)
 
 
 def _tensorboard(folder: Path, values: dict[str, Any]) -> Any:

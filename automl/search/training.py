@@ -110,27 +110,8 @@ class TrialTraining:
                 with its optimizer state): training continues after it, in the phase it falls
                 in. Defaults to `0`.
         """
-        from automl.data.pipeline import make_pipeline
-
         model = plan.model
-        batch_size = batch_size_of(self.hp, self.space.settings.batch_size)
-        target = tuple(model.input_shape[1:]) if model.inputs else None
-        train = make_pipeline(
-            self.train, batch_size=batch_size, training=True, seed=self.seed, target_shape=target
-        )
-        val = None
-        if self.val is not None:
-            val = make_pipeline(
-                self.val,
-                batch_size=validation_batch_size(
-                    batch_size, target if target and None not in target else self.val.x.shape[1:]
-                ),
-                training=False,
-                target_shape=target,
-            )
-        run_epochs_in_one_call(model, steps=-(-self.train_size // batch_size))
-        if self.jit:
-            model.jit_compile = True
+        train, val, batch_size = self.pipelines(model)
         all_callbacks = [*callbacks, *plan.callbacks_for(validation=val is not None)]
         for index, (first, last) in enumerate(plan.phases(self.epochs)):
             if last <= initial_epoch:
@@ -151,15 +132,44 @@ class TrialTraining:
             }
             if val is not None:
                 kwargs["validation_data"] = val
-            fit_fn = self.space.fit_fn
-            if fit_fn is None:
-                model.fit(train, shuffle=False, **kwargs)  # the pipeline shuffles
-            elif takes_arrays(fit_fn):
-                # Keras Tuner's `fit(self, hp, model, x, y, **kwargs)`: the training arrays.
-                x, y = self._train_arrays()
-                fit_fn(self.hp, model, x, y, batch_size=batch_size, **kwargs)
-            else:
-                fit_fn(self.hp, model, train, **kwargs)
+            self.fit_call(model, train, batch_size, kwargs)
+
+    def pipelines(self, model: Any) -> tuple[Any, Any, int]:
+        """The training and validation pipelines for `model` (its input shape) and the batch
+        size; sets the model's steps per call and XLA as a trial trains."""
+        from automl.data.pipeline import make_pipeline
+
+        batch_size = batch_size_of(self.hp, self.space.settings.batch_size)
+        target = tuple(model.input_shape[1:]) if model.inputs else None
+        train = make_pipeline(
+            self.train, batch_size=batch_size, training=True, seed=self.seed, target_shape=target
+        )
+        val = None
+        if self.val is not None:
+            val = make_pipeline(
+                self.val,
+                batch_size=validation_batch_size(
+                    batch_size, target if target and None not in target else self.val.x.shape[1:]
+                ),
+                training=False,
+                target_shape=target,
+            )
+        run_epochs_in_one_call(model, steps=-(-self.train_size // batch_size))
+        if self.jit:
+            model.jit_compile = True
+        return train, val, batch_size
+
+    def fit_call(self, model: Any, train: Any, batch_size: int, kwargs: dict[str, Any]) -> None:
+        """One `fit`: Keras's, or the space's own `fit` (with a dataset, or with arrays)."""
+        fit_fn = self.space.fit_fn
+        if fit_fn is None:
+            model.fit(train, shuffle=False, **kwargs)  # the pipeline shuffles
+        elif takes_arrays(fit_fn):
+            # Keras Tuner's `fit(self, hp, model, x, y, **kwargs)`: the training arrays.
+            x, y = self._train_arrays()
+            fit_fn(self.hp, model, x, y, batch_size=batch_size, **kwargs)
+        else:
+            fit_fn(self.hp, model, train, **kwargs)
 
     def _train_arrays(self) -> tuple[Any, Any]:
         import numpy as np
@@ -175,6 +185,82 @@ def batch_size_of(hp: HyperParameters, default: int | None = None) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return default or DEFAULT_BATCH_SIZE
+
+
+def fit_in_step(
+    runs: Sequence[tuple[TrialTraining, TrainingPlan]],
+    on_epoch: Callable[[int, dict[str, float]], bool],
+    *,
+    on_epoch_begin: Callable[[], None] = lambda: None,
+    verbose: int = 0,
+) -> None:
+    """Train several models of one configuration (built with different seeds) epoch by epoch
+    together: after each epoch, `on_epoch(epoch, logs)` gets the mean of their logs (the
+    trial's objective, pruning and early stopping follow the mean curve: Keras Tuner's
+    `executions_per_trial`) and returns False to stop.
+
+    Raises:
+        SpaceError: a plan with a fine-tuning phase (not supported with repeats).
+    """
+    import numpy as np
+
+    from automl.errors import SpaceError
+
+    for _, plan in runs:
+        if plan.fine_tune is not None:
+            raise SpaceError(
+                "--repeats (executions_per_trial) does not support a plan with a fine-tuning "
+                "phase; search with one execution per trial."
+            )
+    import keras
+
+    prepared = []
+    for training, plan in runs:
+        # Each pipeline's shuffling draws on the global seed, as when the model trains alone.
+        keras.utils.set_random_seed(training.seed)
+        prepared.append((training, plan, *training.pipelines(plan.model)))
+    for epoch in range(runs[0][0].epochs):
+        on_epoch_begin()
+        logs: list[dict[str, float]] = []
+        for training, plan, train, val, batch_size in prepared:
+            last = _last_logs()
+            kwargs: dict[str, Any] = {
+                "epochs": epoch + 1,
+                "initial_epoch": epoch,
+                "callbacks": [last, *plan.callbacks_for(validation=val is not None)],
+                "verbose": verbose,
+            }
+            if val is not None:
+                kwargs["validation_data"] = val
+            training.fit_call(plan.model, train, batch_size, kwargs)
+            logs.append(last.logs)
+        common = set.intersection(*(set(entry) for entry in logs))
+        mean = {key: float(np.mean([entry[key] for entry in logs])) for key in sorted(common)}
+        if not on_epoch(epoch + 1, mean):
+            return
+
+
+def _last_logs() -> Any:
+    """A Keras callback keeping the numeric logs of the last epoch (`.logs`)."""
+    import keras
+
+    class LastLogs(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logs: dict[str, float] = {}
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.logs = {k: float(v) for k, v in (logs or {}).items() if _number(v)}
+
+    return LastLogs()
+
+
+def _number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def run_epochs_in_one_call(model: Any, steps: int) -> None:

@@ -74,6 +74,7 @@ class WorkerSetup:
         precision: `--precision` (`auto`, `float32`, `mixed`), set before any model is built.
         jit: compile every model's training step with XLA.
         tensorboard: the folder of TensorBoard logs (a `trial-N` folder per trial), or None.
+        repeats: models trained per trial with different seeds, their mean the objective.
     """
 
     space_path: str
@@ -87,6 +88,7 @@ class WorkerSetup:
     precision: str = "auto"
     jit: bool = False
     tensorboard: str | None = None
+    repeats: int = 1
 
 
 class Executor(Protocol):
@@ -113,6 +115,7 @@ class KerasExecutor:
         self.objective = setup.objective
         self.patience = setup.patience
         self.tensorboard = Path(setup.tensorboard) if setup.tensorboard else None
+        self.repeats = setup.repeats
 
     def preflight(self) -> list[ParamSpec]:
         import keras
@@ -155,6 +158,7 @@ class KerasExecutor:
             tensorboard=(
                 self.tensorboard / f"trial-{request.number}" if self.tensorboard else None
             ),
+            repeats=self.repeats,
         )
 
 

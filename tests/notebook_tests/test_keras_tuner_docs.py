@@ -73,13 +73,15 @@ def shapes(model):
 
 
 results = {}
-for name, hypermodel in [("function", build_model), ("subclass", MyHyperModel()),
-                         ("fit_xy", NormalizingHyperModel())]:
+for name, hypermodel, executions in [("function", build_model, 2),
+                                     ("subclass", MyHyperModel(), 1),
+                                     ("fit_xy", NormalizingHyperModel(), 1)]:
     theirs = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=2,
-                                      directory="kt", project_name=name, seed=1)
+                                      directory="kt", project_name=name, seed=1,
+                                      executions_per_trial=executions)
     theirs.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val), verbose=0)
     ours = automl.Tuner(hypermodel, objective="val_accuracy", max_trials=2, workers=2,
-                        study=name, seed=1)
+                        study=name, seed=1, executions_per_trial=executions)
     ours.search(x_train, y_train, epochs=1, validation_data=(x_val, y_val))
     kt_values = theirs.get_best_hyperparameters(1)[0].values
     # The same values built by both: Keras Tuner's hp, and ours answering them.

@@ -418,3 +418,35 @@ def test_training_processes_use_tensorflows_own_cpu_pool() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True
     )
     assert "BFC true" in result.stdout
+
+
+def test_repeats_train_each_configuration_with_several_seeds_and_report_the_mean(
+    digits: Dataset, write_space: Callable[..., Path], tf: object
+) -> None:
+    from automl.search.runner import REPEAT_SEED_STRIDE
+
+    space = load_space(write_space(TINY))
+    answers = FixedAnswers({}, missing="default")
+    alone = [
+        run_trial(space, digits, answers, epochs=3, seed=seed, patience=None)
+        for seed in (7, 7 + REPEAT_SEED_STRIDE)
+    ]
+    seen: list[float] = []
+
+    def hook(epoch: int, metrics: Mapping[str, float]) -> bool:
+        seen.append(metrics["val_loss"])
+        return True
+
+    together = run_trial(
+        space, digits, answers, epochs=3, seed=7, patience=None, repeats=2, on_epoch=hook
+    )
+    assert together.outcome is Outcome.COMPLETE and len(together.history) == 3
+    for epoch in range(3):
+        mean = np.mean([run.history[epoch]["val_loss"] for run in alone])
+        assert together.history[epoch]["val_loss"] == pytest.approx(mean, rel=1e-3)
+        assert seen[epoch] == together.history[epoch]["val_loss"]  # the pruner sees the mean
+    # Pruning on the mean curve stops every repeat at once.
+    pruned = run_trial(
+        space, digits, answers, epochs=3, seed=7, repeats=2, on_epoch=lambda e, m: False
+    )
+    assert pruned.outcome is Outcome.PRUNED and len(pruned.history) == 1
