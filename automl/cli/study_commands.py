@@ -107,8 +107,9 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
     group.add_argument(
         "--sampler",
         default="tpe",
-        choices=("tpe", "random", "gp", "cmaes", "grid", "qmc"),
-        help="Optuna sampler (default tpe: multivariate, constant liar)",
+        choices=("tpe", "random", "gp", "cmaes", "grid", "qmc", "kt-bayesian", "kt-random"),
+        help="Optuna sampler (default tpe: multivariate, constant liar), or a Keras Tuner "
+        "oracle: kt-bayesian (Gaussian process, no PyTorch needed), kt-random",
     )
     group.add_argument(
         "--pruner",

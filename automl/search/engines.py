@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from automl.errors import UsageError
 from automl.spaces.hyperparameters import Kind, ParamSpec, Value
+from automl.spaces.loader import Objective
 
 if TYPE_CHECKING:
     import optuna
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "qmc")
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "qmc", "kt-bayesian", "kt-random")
 PRUNERS = ("hyperband", "sha", "median", "percentile", "patient", "none")
 REDUCTION_FACTOR = 3
 
@@ -47,17 +48,30 @@ def suggest(trial: optuna.Trial, spec: ParamSpec) -> Value:
 
 
 def make_sampler(
-    name: str, *, seed: int, slots: int, specs: Sequence[ParamSpec] = ()
+    name: str,
+    *,
+    seed: int,
+    slots: int,
+    specs: Sequence[ParamSpec] = (),
+    objective: Objective | None = None,
 ) -> optuna.samplers.BaseSampler:
     """An Optuna sampler by name.
 
     Args:
-        name: one of `tpe`, `random`, `gp`, `cmaes`, `grid`, `qmc`.
+        name: one of `tpe`, `random`, `gp`, `cmaes`, `grid`, `qmc`, or a Keras Tuner oracle
+            (`kt-bayesian`, `kt-random`).
         seed: the sampler seed.
         slots: parallel trials; TPE's random start-up trials scale with it.
-        specs: the space's parameters (needed by `grid`).
+        specs: the space's parameters (needed by `grid` and the Keras Tuner oracles).
+        objective: the study's objective (needed by the Keras Tuner oracles).
     """
     import optuna
+
+    if name.startswith("kt-"):
+        from automl.search.kt_oracles import ORACLES, KerasTunerSampler
+
+        if name in ORACLES:
+            return KerasTunerSampler(name, specs, objective or Objective(), seed)
 
     if name == "tpe":
         with warnings.catch_warnings():

@@ -71,7 +71,8 @@ def run_search(
         raise UsageError(
             f"unknown --sampler {config.sampler!r}; use one of {', '.join(engines.SAMPLERS)}."
         )
-    if config.sampler != "grid":  # grid needs the space's parameters, known after preflight
+    if config.sampler != "grid" and not config.sampler.startswith("kt-"):
+        # grid and Keras Tuner's oracles need the space's parameters, known after preflight
         engines.make_sampler(config.sampler, seed=config.seed, slots=len(slots))
     storage_url = config.storage or default_storage_url()
     if config.role == "worker" and storage_url.startswith("sqlite"):

@@ -265,6 +265,7 @@ class Scheduler:
                     seed=self.config.seed,
                     slots=len(self.pool.workers),
                     specs=ready.specs,
+                    objective=self.objective,
                 )
             )
             self.study.record_parameters(ready.specs)
@@ -272,7 +273,10 @@ class Scheduler:
         elif handle is self.pool.workers[0]:
             self.study.use_sampler(
                 engines.make_sampler(
-                    self.config.sampler, seed=self.config.seed, slots=len(self.pool.workers)
+                    self.config.sampler,
+                    seed=self.config.seed,
+                    slots=len(self.pool.workers),
+                    objective=self.objective,
                 )
             )
             self.sampler_ready = True

@@ -1,0 +1,85 @@
+"""Keras Tuner's oracles as engines (`--sampler kt-bayesian | kt-random`): the values trials get
+are the oracle's, the oracle learns every finished trial (a resumed study's too), conditions
+carry over, and a search runs end to end on the same scheduler and store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from automl.search.kt_oracles import KerasTunerSampler, keras_tuner_space
+from automl.spaces.hyperparameters import HyperParameters
+from automl.spaces.loader import Objective
+
+from ..test_trial_cli import automl
+
+pytest.importorskip("keras_tuner")
+
+
+def _specs() -> list:  # type: ignore[type-arg]
+    hp = HyperParameters()
+    hp.Float("x", -4.0, 4.0)
+    kind = hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", "b"):
+        hp.Int("shift", 0, 3)
+    del kind
+    return hp.space
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -4.0, 4.0)
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    shift = trial.suggest_int("shift", 0, 3) if kind == "b" else 0
+    return -((x - 1.0) ** 2) - 0.1 * shift
+
+
+def test_the_oracle_chooses_every_value_and_learns_every_result() -> None:
+    sampler = KerasTunerSampler("kt-random", _specs(), Objective("score", "maximize"), seed=3)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_objective, n_trials=12)
+    oracle = sampler._oracle
+    asked = {t.trial_id: t for t in oracle.trials.values()}
+    assert len(asked) == 12 and all(t.status == "COMPLETED" for t in asked.values())
+    for trial, theirs in zip(study.trials, asked.values(), strict=True):
+        assert trial.params == theirs.hyperparameters.values  # inactive 'shift' absent in both
+        assert theirs.score == pytest.approx(trial.value)
+    # The conditional parameter is Keras Tuner's conditional parameter.
+    space = keras_tuner_space(_specs())
+    shift = next(h for h in space.space if h.name == "shift")
+    assert shift.conditions and shift.conditions[0].name == "kind"
+
+
+def test_bayesian_optimisation_finds_the_optimum_and_a_resumed_study_is_learned() -> None:
+    objective = Objective("score", "maximize")
+    study = optuna.create_study(direction="maximize")
+    study.sampler = KerasTunerSampler("kt-bayesian", _specs(), objective, seed=0)
+    study.optimize(_objective, n_trials=14)
+    # A new sampler (a resumed search) starts from every finished trial of the study.
+    resumed = KerasTunerSampler("kt-bayesian", _specs(), objective, seed=1)
+    study.sampler = resumed
+    study.optimize(_objective, n_trials=10)
+    assert len(resumed._oracle.trials) == 24
+    best = study.best_trial
+    assert abs(best.params["x"] - 1.0) < 0.5 and best.value > -0.3
+    # After its random start-up points, the GP's proposals concentrate near the optimum.
+    late = [t.params["x"] for t in study.trials[-6:]]
+    assert sum(abs(x - 1.0) < 1.5 for x in late) >= 4, late
+
+
+def test_a_search_runs_on_keras_tuners_bayesian_oracle(tmp_path: Path) -> None:
+    from ..conftest import REPO
+
+    space = tmp_path / "fn.py"
+    space.write_text((REPO / "tests" / "search_tests" / "function_space.py").read_text())
+    result = automl(
+        "search", "fn.py", "--trials", "8", "--workers", "2", "--executor", "function",
+        "--epochs", "3", "--sampler", "kt-bayesian", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "8 of 8 finished" in result.stdout
+    from automl.storage.store import StudyStore
+
+    record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("fn")
+    assert record.settings.sampler == "kt-bayesian" and record.finished == 8
