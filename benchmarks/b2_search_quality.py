@@ -224,11 +224,16 @@ def curves_figure(runs: list[dict[str, Any]], data: str) -> Any:
     return figure
 
 
+# Every arm a run may hold, in table order (kt-bayesian: with --kt-bayesian).
+ARMS = ("automl_default", "automl_kt_bayesian", "keras_tuner_hyperband", "random_no_pruning")
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Print the table; return automl's epochs and seconds to reach Keras Tuner's final best as
     fractions of Keras Tuner's whole run (medians over seeds; inf where it never got there)."""
     rows = []
-    for name in ("automl_default", "keras_tuner_hyperband", "random_no_pruning"):
+    names = [n for n in ARMS if all(n in r["arms"] for r in runs)]
+    for name in names:
         arms = [r["arms"][name] for r in runs]
         epochs = [a["reached_epochs"] for a in arms if a["reached_epochs"] is not None]
         seconds = [a["reached_seconds"] for a in arms if a["reached_seconds"] is not None]
@@ -312,8 +317,14 @@ def main() -> None:
     parser.add_argument(
         "--replot", action="store_true", help="table and figure from the saved results"
     )
+    parser.add_argument(
+        "--kt-bayesian",
+        action="store_true",
+        help="add an arm searching with Keras Tuner's Bayesian oracle (--sampler kt-bayesian, "
+        "default pruning); results go to their own file (_kt)",
+    )
     args = parser.parse_args()
-    result_name = f"b2_search_quality_{args.data}"
+    result_name = f"b2_search_quality_{args.data}" + ("_kt" if args.kt_bayesian else "")
     saved_path = RESULTS / f"{result_name}.json"
     runs: list[dict[str, Any]] = []
     if args.replot or args.append:
@@ -357,10 +368,13 @@ def main() -> None:
                 flush=True,
             )
             arms = {"keras_tuner_hyperband": kt}
-            for name, sampler, pruner in (
+            automl_arms = [
                 ("automl_default", SearchConfig.sampler, SearchConfig.pruner),
                 ("random_no_pruning", "random", "none"),
-            ):
+            ]
+            if args.kt_bayesian:
+                automl_arms.insert(1, ("automl_kt_bayesian", "kt-bayesian", SearchConfig.pruner))
+            for name, sampler, pruner in automl_arms:
                 with tempfile.TemporaryDirectory() as folder:
                     arms[name] = automl_arm(
                         source, seed, args.max_epochs, kt["seconds"], sampler, pruner, Path(folder)

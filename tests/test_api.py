@@ -46,18 +46,18 @@ def test_a_library_session_searches_and_reports(
         automl.write_report("nope", storage=summary.storage_url)
 
 
-def test_a_script_without_a_main_guard_is_told_the_fix(tmp_path: Path) -> None:
-    """Workers are spawned, so they run the user's script again; a search at its top level
-    then starts again in every worker. Each one says so, with the fix, and the search ends."""
+def test_a_script_without_a_main_guard_just_works(tmp_path: Path) -> None:
+    """Workers are spawned without running the parent's main script again, so a search at a
+    script's top level (as Keras Tuner scripts are written) runs once and returns."""
     (tmp_path / "space.py").write_text(SPACE.read_text())
     script = tmp_path / "tune.py"
     script.write_text(
         "import automl\n"
-        "automl.run_search(automl.SearchConfig(space='space.py', trials=1, executor='function',"
-        " epochs=1, workers=1, max_failures=2))\n"
+        "automl.run_search(automl.SearchConfig(space='space.py', trials=2, executor='function',"
+        " epochs=1, workers=2, max_failures=2))\n"
         "print('SEARCHED')\n"
     )
     result = run_script(script, timeout=300)
-    assert result.returncode != 0 and "SEARCHED" not in result.stdout
-    assert "search was started again from inside one of its own worker" in result.stderr
-    assert 'if __name__ == "__main__":' in result.stderr
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("SEARCHED") == 1
+    assert "started again" not in result.stderr

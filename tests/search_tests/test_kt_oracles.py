@@ -83,3 +83,42 @@ def test_a_search_runs_on_keras_tuners_bayesian_oracle(tmp_path: Path) -> None:
 
     record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("fn")
     assert record.settings.sampler == "kt-bayesian" and record.finished == 8
+
+
+def test_keras_tuners_hyperband_promotes_trials_that_continue_their_parents(
+    tmp_path: Path,
+) -> None:
+    """One Hyperband bracket at max_epochs 9 (factor 3): 9 trials of 1 epoch, the best 3 go on
+    to 3 epochs, the best of those to 9; each promotion continues its parent's final state."""
+    from ..conftest import REPO
+
+    space = tmp_path / "fn.py"
+    space.write_text((REPO / "tests" / "search_tests" / "function_space.py").read_text())
+    result = automl(
+        "search", "fn.py", "--trials", "13", "--workers", "2", "--executor", "function",
+        "--epochs", "9", "--sampler", "kt-hyperband", "--patience", "0", "--quiet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    from automl.storage.store import StudyStore
+
+    record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("fn")
+    assert record.settings.pruner == "none"  # Hyperband's rounds are the pruning
+    trials = sorted(record.trials, key=lambda t: t.number)
+    first, second, third = trials[:9], trials[9:12], trials[12:]
+    assert all(t.epochs_run == 1 and t.resumed_epoch is None for t in first)
+    assert [t.resumed_epoch for t in second] == [1, 1, 1]
+    assert all(t.epochs_run == 3 for t in second) and third[0].epochs_run == 9
+    assert third[0].resumed_epoch == 3
+    # The promoted are the best of the round before, with their parameters.
+    best_three = sorted(first, key=lambda t: -(t.value or -1e9))[:3]
+    assert sorted(map(_key, second)) == sorted(map(_key, best_three))
+    assert _key(third[0]) == _key(max(second, key=lambda t: t.value or -1e9))
+    # A promotion carries its parent's first epoch over: its curve starts where it left off.
+    for child in second:
+        parent = next(t for t in first if _key(t) == _key(child))
+        assert child.intermediate[1] == parent.intermediate[1]
+
+
+def _key(trial: object) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted(trial.params.items()))  # type: ignore[attr-defined]
