@@ -162,3 +162,29 @@ def holder_lock(
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def main_module_hidden() -> Iterator[None]:
+    """Start spawned processes (workers, image decoders) without running the parent's
+    `__main__` in them.
+
+    multiprocessing runs the parent's main script again in every spawned child (as
+    `__mp_main__`), which is why scripts need `if __name__ == "__main__":`. They need
+    nothing from it (what they run is named by module, and a notebook's hypermodel travels
+    pickled by value), and a Keras Tuner script written without that guard would start a
+    search inside every child. Hiding the main module's spec and file while children start
+    makes multiprocessing skip it.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {name: vars(main)[name] for name in ("__spec__", "__file__") if name in vars(main)}
+    main.__spec__ = None
+    vars(main).pop("__file__", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)

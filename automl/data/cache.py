@@ -32,7 +32,7 @@ import numpy as np
 
 from automl.data.dataset import Split
 from automl.errors import DataError
-from automl.lifetime import SCRIPT_GUARD_FIX, holder_lock
+from automl.lifetime import SCRIPT_GUARD_FIX, holder_lock, main_module_hidden
 
 CACHE_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -154,7 +154,10 @@ def _build(
 
             context = multiprocessing.get_context("spawn")
             try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                with (
+                    main_module_hidden(),
+                    ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool,
+                ):
                     for failed in pool.map(_decode_chunk, *zip(*tasks, strict=True)):
                         bad += failed
             except BrokenProcessPool:

@@ -13,14 +13,14 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from typing import Any, Protocol
 
 from automl.errors import UsageError
+from automl.lifetime import main_module_hidden
 from automl.search.devices import Gpu
 from automl.search.messages import FromWorker, Ready, Stop, ToWorker, WorkerDied
 from automl.search.worker import Slot, WorkerSetup, worker_main
@@ -185,31 +185,6 @@ class Pool(Protocol):
         """Stop every worker."""
 
 
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start a spawned worker without running the parent's `__main__` in it.
-
-    multiprocessing runs the parent's main script again in every spawned child (as
-    `__mp_main__`), which is why scripts need `if __name__ == "__main__":`. A worker needs
-    nothing from it (what it runs is named by module, and a notebook's hypermodel travels
-    pickled by value), and a Keras Tuner script written without that guard would start a
-    search inside every worker. Hiding the main module's spec and file while the child starts
-    makes multiprocessing skip it.
-    """
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {name: vars(main)[name] for name in ("__spec__", "__file__") if name in vars(main)}
-    main.__spec__ = None
-    vars(main).pop("__file__", None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(main, name, value)
-
-
 class WorkerPool:
     """Worker processes, one per slot, restarted on demand.
 
@@ -236,7 +211,7 @@ class WorkerPool:
             name=f"automl-worker-{slot.name}",
             daemon=True,
         )
-        with _main_module_hidden():
+        with main_module_hidden():
             process.start()
         child.close()
         return WorkerHandle(slot=slot, link=parent, process=process)
