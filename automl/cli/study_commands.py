@@ -107,9 +107,21 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
     group.add_argument(
         "--sampler",
         default="tpe",
-        choices=("tpe", "random", "gp", "cmaes", "grid", "qmc", "kt-bayesian", "kt-random"),
+        choices=(
+            "tpe",
+            "random",
+            "gp",
+            "cmaes",
+            "grid",
+            "qmc",
+            "kt-bayesian",
+            "kt-random",
+            "kt-hyperband",
+        ),
         help="Optuna sampler (default tpe: multivariate, constant liar), or a Keras Tuner "
-        "oracle: kt-bayesian (Gaussian process, no PyTorch needed), kt-random",
+        "oracle: kt-bayesian (Gaussian process, no PyTorch needed), kt-random, kt-hyperband "
+        "(decides each trial's epochs; promotions continue their parent's model; --pruner is "
+        "then none)",
     )
     group.add_argument(
         "--pruner",

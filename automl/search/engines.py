@@ -20,7 +20,17 @@ from automl.spaces.loader import Objective
 if TYPE_CHECKING:
     import optuna
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "qmc", "kt-bayesian", "kt-random")
+SAMPLERS = (
+    "tpe",
+    "random",
+    "gp",
+    "cmaes",
+    "grid",
+    "qmc",
+    "kt-bayesian",
+    "kt-random",
+    "kt-hyperband",
+)
 PRUNERS = ("hyperband", "sha", "median", "percentile", "patient", "none")
 REDUCTION_FACTOR = 3
 
@@ -54,6 +64,7 @@ def make_sampler(
     slots: int,
     specs: Sequence[ParamSpec] = (),
     objective: Objective | None = None,
+    epochs: int = 27,
 ) -> optuna.samplers.BaseSampler:
     """An Optuna sampler by name.
 
@@ -64,6 +75,7 @@ def make_sampler(
         slots: parallel trials; TPE's random start-up trials scale with it.
         specs: the space's parameters (needed by `grid` and the Keras Tuner oracles).
         objective: the study's objective (needed by the Keras Tuner oracles).
+        epochs: the epoch budget (Keras Tuner's Hyperband's `max_epochs`).
     """
     import optuna
 
@@ -71,7 +83,7 @@ def make_sampler(
         from automl.search.kt_oracles import ORACLES, KerasTunerSampler
 
         if name in ORACLES:
-            return KerasTunerSampler(name, specs, objective or Objective(), seed)
+            return KerasTunerSampler(name, specs, objective or Objective(), seed, epochs)
 
     if name == "tpe":
         with warnings.catch_warnings():

@@ -1,9 +1,13 @@
-"""Keras Tuner's oracles as engines: `--sampler kt-bayesian | kt-random`.
+"""Keras Tuner's oracles as engines: `--sampler kt-bayesian | kt-random | kt-hyperband`.
 
 An Optuna sampler that asks a Keras Tuner oracle for each trial's configuration, so the same
 scheduler, workers, pruner and store run it, and every command and report works on the study.
 `kt-bayesian` is Keras Tuner's Gaussian-process Bayesian optimisation (scikit-learn and SciPy,
-no PyTorch, which Optuna's own `gp` sampler needs); `kt-random` its de-duplicating random search.
+no PyTorch, which Optuna's own `gp` sampler needs); `kt-random` its de-duplicating random search;
+`kt-hyperband` its Hyperband, which decides each trial's epochs itself: the scheduler asks it
+before launching (`plan_launch`), and a promoted trial continues from the model its parent
+ended with, optimizer state included (Keras Tuner itself reloads the weights only). Optuna's
+pruner is then off: Hyperband's rounds are the pruning.
 
 The oracle gets the space the preflight recorded (conditions included), each finished trial's
 objective (a pruned trial its last reported value: it was judged on it) and, when a study
@@ -17,6 +21,7 @@ import contextlib
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -24,21 +29,43 @@ import optuna
 from automl.spaces.hyperparameters import Kind, ParamSpec
 from automl.spaces.loader import Objective
 
-ORACLES = ("kt-bayesian", "kt-random")
+ORACLES = ("kt-bayesian", "kt-random", "kt-hyperband")
+HYPERBAND_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What Keras Tuner's Hyperband decided for the next trial.
+
+    Attributes:
+        epochs: train until this epoch.
+        parent: the Optuna number of the trial whose final model it continues, or None.
+        initial_epoch: the epoch that model ended at (0 without a parent).
+    """
+
+    epochs: int
+    parent: int | None
+    initial_epoch: int
 
 
 class KerasTunerSampler(optuna.samplers.BaseSampler):
     """Optuna's sampler interface over a Keras Tuner oracle.
 
     Args:
-        kind: `kt-bayesian` or `kt-random`.
+        kind: `kt-bayesian`, `kt-random` or `kt-hyperband`.
         specs: the space's parameters (the preflight's).
         objective: the study's objective.
         seed: the oracle's seed.
+        max_epochs: the most epochs of a trial (Hyperband's `max_epochs`). Defaults to `27`.
     """
 
     def __init__(
-        self, kind: str, specs: Sequence[ParamSpec], objective: Objective, seed: int
+        self,
+        kind: str,
+        specs: Sequence[ParamSpec],
+        objective: Objective,
+        seed: int,
+        max_epochs: int = 27,
     ) -> None:
         import keras_tuner
 
@@ -58,14 +85,56 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
         }
         if kind == "kt-bayesian":
             self._oracle = keras_tuner.oracles.BayesianOptimizationOracle(**arguments)
+        elif kind == "kt-hyperband":
+            del arguments["max_trials"]
+            self._oracle = keras_tuner.oracles.HyperbandOracle(
+                **arguments,
+                max_epochs=max_epochs,
+                factor=HYPERBAND_FACTOR,
+                hyperband_iterations=None,  # brackets go on until --trials is reached
+            )
         else:
             self._oracle = keras_tuner.oracles.RandomSearchOracle(**arguments)
         self._oracle.verbose = 0
         self._oracle._set_project_dir(self._folder.name, "oracle")
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
         self._running: dict[int, Any] = {}  # Optuna trial number -> the oracle's trial
+        self._numbers: dict[str, int] = {}  # the oracle's trial id -> Optuna trial number
+        self._planned: Any = None  # the oracle's trial for the next launch (Hyperband)
+        self._launches = 0
         self._lock = threading.Lock()
-        self._loaded = False
+        self._loaded = kind == "kt-hyperband"  # its brackets restart with each run
+
+    @property
+    def plans_launches(self) -> bool:
+        """Whether the oracle decides each trial's epochs (the scheduler asks `plan_launch`)."""
+        return self._kind == "kt-hyperband"
+
+    def plan_launch(self) -> LaunchPlan | None:
+        """The epochs (and the trial to continue) of the next trial, or None when the oracle
+        has none to give now (Hyperband waits for a round to finish)."""
+        with self._lock:
+            if self._planned is None:
+                self._launches += 1
+                asked = self._oracle.create_trial(tuner_id=f"launch-{self._launches}")
+                if asked.status != "RUNNING":
+                    return None
+                self._planned = asked
+            values = self._planned.hyperparameters.values
+            parent_id = values.get("tuner/trial_id")
+            return LaunchPlan(
+                epochs=int(values["tuner/epochs"]),
+                parent=self._numbers.get(parent_id) if parent_id is not None else None,
+                initial_epoch=int(values.get("tuner/initial_epoch", 0)),
+            )
+
+    def launched(self, number: int) -> None:
+        """The Optuna trial `number` runs the planned trial."""
+        with self._lock:
+            if self._planned is not None:
+                self._running[number] = self._planned
+                self._numbers[self._planned.trial_id] = number
+                self._planned = None
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
         return {}
@@ -107,10 +176,13 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
                 self._loaded = True
             asked = self._running.get(trial.number)
             if asked is None:
+                if self.plans_launches:
+                    return {}  # a retry of a killed trial: its values are enqueued
                 asked = self._oracle.create_trial(tuner_id=f"optuna-{trial.number}")
                 if asked.status != "RUNNING":  # the oracle has nothing new to try
                     return {}
                 self._running[trial.number] = asked
+                self._numbers[asked.trial_id] = trial.number
             return dict(asked.hyperparameters.values)
 
     def _load_finished(self, study: Any) -> None:

@@ -40,8 +40,11 @@ class TrialRequest:
         checkpoint_threshold: write the checkpoint only when the trial's best value beats this
             (the study's current k-th best), so most trials never write one.
         resume: where the trial keeps its resume point (`.../resume/trial-N`), or None.
-        resume_from: the resume point of the killed trial this one retries: continue after
-            its epoch. None to start at epoch 0.
+        resume_from: the resume point of the killed trial this one retries (or, with Keras
+            Tuner's Hyperband, of the trial it is promoted from): continue after its epoch.
+            None to start at epoch 0.
+        keep_final: keep a resume point after the last epoch (a later Hyperband round may
+            continue from it).
     """
 
     number: int
@@ -51,6 +54,7 @@ class TrialRequest:
     checkpoint_threshold: float | None = None
     resume: str | None = None
     resume_from: ResumePoint | None = None
+    keep_final: bool = False
 
 
 @dataclass(frozen=True)

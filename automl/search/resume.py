@@ -106,21 +106,32 @@ class ResumeWriter:
 
     Args:
         base: `.../resume/trial-N` (the files get their suffixes).
-        epochs: the trial's budget: nothing is saved after the last epoch.
+        epochs: the trial's budget: nothing is saved after the last epoch, unless
+            `keep_final`.
         first_cost: the assumed cost of the first save, before one is measured. Defaults to
             `FIRST_SAVE_SECONDS` (a model); an executor without a model saves a few bytes.
+        keep_final: save after the last epoch too, for a promotion to continue from it
+            (Keras Tuner's Hyperband). Defaults to `False`.
     """
 
-    def __init__(self, base: Path, epochs: int, *, first_cost: float = FIRST_SAVE_SECONDS) -> None:
+    def __init__(
+        self,
+        base: Path,
+        epochs: int,
+        *,
+        first_cost: float = FIRST_SAVE_SECONDS,
+        keep_final: bool = False,
+    ) -> None:
         self.base = base
         self.epochs = epochs
+        self.keep_final = keep_final
         self._cost = first_cost
         self._since = time.perf_counter()
         self._saved: Path | None = None
 
     def due(self, epoch: int) -> bool:
         if epoch >= self.epochs:
-            return False
+            return self.keep_final  # a model another trial may continue (Hyperband)
         return time.perf_counter() - self._since >= self._cost / MAX_OVERHEAD
 
     def save(self, model: Any, point: ResumePoint) -> None:

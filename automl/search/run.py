@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ def run_search(
         KeyboardInterrupt: after recording every running trial.
     """
     observer = observer or NullObserver()
+    if config.sampler == "kt-hyperband" and config.pruner != "none":
+        # Keras Tuner's Hyperband decides each trial's epochs: its rounds are the pruning.
+        config = replace(config, pruner="none")
     if config.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {config.trials}.")
     if config.repeats < 1:

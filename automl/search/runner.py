@@ -96,6 +96,7 @@ def run_trial(
     jit: bool = False,
     tensorboard: Path | None = None,
     repeats: int = 1,
+    keep_final_point: bool = False,
 ) -> TrialResult:
     """Build and train one configuration.
 
@@ -125,6 +126,8 @@ def run_trial(
             is their mean, and pruning and early stopping follow the mean curve (Keras Tuner's
             `executions_per_trial`). The checkpoint is the first model's. A retry does not
             resume mid-way. Defaults to `1`.
+        keep_final_point: save a resume point after the last epoch too (Keras Tuner's
+            Hyperband continues a promoted trial from it). Defaults to `False`.
     """
     from automl.tfruntime import import_tensorflow
 
@@ -142,7 +145,11 @@ def run_trial(
         on_epoch,
         checkpoint,
         checkpoint_threshold,
-        resume=ResumeWriter(resume, epochs) if resume is not None and repeats == 1 else None,
+        resume=(
+            ResumeWriter(resume, epochs, keep_final=keep_final_point)
+            if resume is not None and repeats == 1
+            else None
+        ),
     )
     plan = None
     initial_epoch = 0

@@ -68,6 +68,8 @@ class _Running:
     epoch: int = 0
     last_report: float = 0.0  # when it started, or reported its latest epoch
     retry_of: int | None = None
+    parent: int | None = None  # the trial a Hyperband promotion continues
+    keep_point: bool = False  # its final resume point may be continued (Hyperband)
 
 
 class Scheduler:
@@ -118,6 +120,9 @@ class Scheduler:
         self.last_failure = ""
         self.stopped: str | None = None
         self.fatal: AutoMLError | None = None
+        # Final models kept for Hyperband promotions (Keras Tuner's oracle), removed when a
+        # promotion has continued them or the run ends (a next run starts new brackets).
+        self.kept_points: set[int] = set()
         self.busy: dict[str, float] = {}
         self.ready_at: float | None = None
         self.sampler_ready = False
@@ -163,6 +168,8 @@ class Scheduler:
         finally:
             self.pool.stop()
             self._prune_checkpoints()
+            for number in self.kept_points - set(self.running):
+                remove_point(self.artifacts.resume_base(number))
         if self.fatal is not None:
             self._end_running(FailureKind.ABORTED, f"the search stopped: {self.stopped}")
             raise self.fatal
@@ -194,7 +201,8 @@ class Scheduler:
         if self.sampler_ready and not stopping:
             for handle in idle:
                 if handle.trial is None and self.finished + running_anywhere < self.config.trials:
-                    self._launch(handle)
+                    if not self._launch(handle):
+                        break  # the engine has no trial to give now
                     running_anywhere += 1
         for handle, message in self.pool.wait(timeout=timeout):
             if isinstance(message, WorkerDied) and self._interrupted() is not None:
@@ -266,6 +274,7 @@ class Scheduler:
                     slots=len(self.pool.workers),
                     specs=ready.specs,
                     objective=self.objective,
+                    epochs=self.epochs,
                 )
             )
             self.study.record_parameters(ready.specs)
@@ -281,23 +290,40 @@ class Scheduler:
             )
             self.sampler_ready = True
 
-    def _launch(self, handle: WorkerHandle) -> None:
+    def _launch(self, handle: WorkerHandle) -> bool:
+        """Start a trial on `handle`; False when the engine has none to give now (Keras
+        Tuner's Hyperband waiting for a round to finish)."""
+        sampler = self.study.study.sampler if self.study.created else None
+        plan = None
+        if getattr(sampler, "plans_launches", False):
+            plan = sampler.plan_launch()  # type: ignore[union-attr]
+            if plan is None:
+                return False
         trial = self.study.launch(handle.slot.name)
+        if plan is not None:
+            sampler.launched(trial.number)  # type: ignore[union-attr]
         number = trial.number
         retry_of = self.study.retry_of(trial)
         point = None
         if retry_of is not None:  # a killed trial: continue after its saved epoch, if any
             point = read_point(self.artifacts.resume_base(retry_of))
+        elif plan is not None and plan.parent is not None:
+            # A Hyperband promotion continues the model its parent ended with; its best epoch
+            # (and checkpoint) is among its own epochs: the parent keeps its own.
+            point = read_point(self.artifacts.resume_base(plan.parent))
             if point is not None:
-                self.study.resume(trial, handle.slot.name, point, self.objective.metric)
+                point = replace(point, best_epoch=None, best_value=None, best_checkpoint=None)
+        if point is not None:
+            self.study.resume(trial, handle.slot.name, point, self.objective.metric)
         request = TrialRequest(
             number=number,
             seed=self.config.seed * 1_000_003 + number,
-            epochs=self.epochs,
+            epochs=plan.epochs if plan is not None else self.epochs,
             checkpoint=str(self.artifacts.checkpoint_path(number)),
             checkpoint_threshold=self.checkpoints.threshold(),
             resume=str(self.artifacts.resume_base(number)),
             resume_from=point,
+            keep_final=plan is not None,
         )
         handle.trial = number
         now = self.clock()
@@ -308,9 +334,12 @@ class Scheduler:
             epoch=point.epoch if point else 0,
             last_report=now,
             retry_of=retry_of,
+            parent=plan.parent if plan is not None else None,
+            keep_point=plan is not None,
         )
         handle.send(request)
         self.observer.trial_started(number, handle.slot.name)
+        return True
 
     def _epoch(self, handle: WorkerHandle, epoch: int, metrics: Mapping[str, float]) -> None:
         running = self.running[handle.trial]  # type: ignore[index]
@@ -510,9 +539,14 @@ class Scheduler:
 
     def _forget_resume_points(self, running: _Running) -> None:
         """A trial that ended for good needs its resume point no more, nor the one of the
-        killed trial it continued."""
-        for number in (running.trial.number, running.retry_of):
+        killed trial (or the Hyperband parent) it continued. Under Keras Tuner's Hyperband a
+        trial's own final point stays until a promotion continues it."""
+        own = None if running.keep_point else running.trial.number
+        if running.keep_point:
+            self.kept_points.add(running.trial.number)
+        for number in (own, running.retry_of, running.parent):
             if number is not None:
+                self.kept_points.discard(number)
                 remove_point(self.artifacts.resume_base(number))
 
     def _failed(self, reason: str) -> None:

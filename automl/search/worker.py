@@ -159,6 +159,7 @@ class KerasExecutor:
                 self.tensorboard / f"trial-{request.number}" if self.tensorboard else None
             ),
             repeats=self.repeats,
+            keep_final_point=request.keep_final,
         )
 
 
@@ -207,7 +208,9 @@ class FunctionExecutor:
         hp = HyperParameters(answers)
         resume = None
         if request.resume:  # no model to save: the state alone, a few bytes
-            resume = ResumeWriter(Path(request.resume), request.epochs, first_cost=0.0)
+            resume = ResumeWriter(
+                Path(request.resume), request.epochs, first_cost=0.0, keep_final=request.keep_final
+            )
         tracker = EpochTracker(
             self.objective,
             on_epoch,
