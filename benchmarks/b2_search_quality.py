@@ -195,6 +195,7 @@ def curves_figure(runs: list[dict[str, Any]], data: str) -> Any:
 
     colours = {
         "automl_default": "#2563eb",
+        "automl_kt_bayesian": "#16a34a",
         "keras_tuner_hyperband": "#dc2626",
         "random_no_pruning": "#6b7280",
     }
