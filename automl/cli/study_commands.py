@@ -24,6 +24,7 @@ from automl.cli.common import (
     storage_url,
 )
 from automl.cli.retrain_command import retrain_in_subprocess
+from automl.search.names import PRUNERS, SAMPLERS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,17 +108,7 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
     group.add_argument(
         "--sampler",
         default="tpe",
-        choices=(
-            "tpe",
-            "random",
-            "gp",
-            "cmaes",
-            "grid",
-            "qmc",
-            "kt-bayesian",
-            "kt-random",
-            "kt-hyperband",
-        ),
+        choices=SAMPLERS,
         help="Optuna sampler (default tpe: multivariate, constant liar), or a Keras Tuner "
         "oracle: kt-bayesian (Gaussian process, no PyTorch needed), kt-random, kt-hyperband "
         "(decides each trial's epochs; promotions continue their parent's model; --pruner is "
@@ -126,7 +117,7 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
     group.add_argument(
         "--pruner",
         default="sha",
-        choices=("sha", "hyperband", "median", "percentile", "patient", "none"),
+        choices=PRUNERS,
         help="Optuna pruner (default sha: successive halving from epoch 1, eta=3; hyperband "
         "hedges with brackets that prune later, at the cost of more epochs)",
     )
@@ -311,8 +302,9 @@ def _study_of_data(data: str | None) -> str:
     """The study of a search without a space file: named after its data (`photos/` → photos)."""
     if not data:
         return "cnn"  # the flagship's own DATA (digits), as `automl search spaces/cnn.py`
-    stem = Path(data.rstrip("/\\")).stem or "data"
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in stem)
+    from automl.storage.urls import study_name_from
+
+    return study_name_from(Path(data.rstrip("/\\")).stem, "data")
 
 
 def render_summary(

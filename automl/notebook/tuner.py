@@ -11,6 +11,7 @@ arrays are searched as a `Dataset` saved in the study's folder, as the CLI saves
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import os
 import shutil
@@ -24,7 +25,7 @@ from automl.errors import DataError, UsageError
 from automl.search.config import SearchConfig
 from automl.search.events import SearchSummary
 from automl.spaces.loader import Objective
-from automl.storage.urls import check_study_name
+from automl.storage.urls import check_study_name, study_name_from
 
 # `fit` arguments the engine sets itself, with what to use instead.
 _ENGINE_FIT_ARGUMENTS = {
@@ -221,6 +222,7 @@ class Tuner:
         )
         from rich.console import Console
 
+        from automl.cli.common import storage_flag_note, storage_flag_suffix
         from automl.cli.progress import make_progress
         from automl.cli.study_commands import render_summary
 
@@ -239,7 +241,13 @@ class Tuner:
             return
         finally:
             progress.close()
-        render_summary(console, summary, storage_flag=self._storage_flag())
+        stored = self._storage_args()
+        render_summary(
+            console,
+            summary,
+            storage_flag=storage_flag_suffix(stored),
+            storage_note=storage_flag_note(stored),
+        )
         self.last_search = summary
 
     # Whether arrays are image pixels for the zoo's models ([0, 1] floats scaled to [0, 255]),
@@ -284,11 +292,14 @@ class Tuner:
         )
         return _Data(None, dataset, options, classes)
 
-    def _storage_flag(self) -> str:
-        default = f"sqlite:///{(Path.cwd() / 'runs' / 'automl.db')}"
-        if self.storage == default:
-            return ""
-        return f" --storage {self.storage}" if "@" not in self.storage else " --storage URL"
+    def _storage_args(self) -> argparse.Namespace:
+        """The store as the CLI's suggestion helpers read it: None when `automl show` run in
+        this folder finds it without `--storage`."""
+        from automl.storage.urls import default_storage_url
+
+        return argparse.Namespace(
+            storage=None if self.storage == default_storage_url() else self.storage
+        )
 
     # -- results ----------------------------------------------------------------------------
 
@@ -443,7 +454,7 @@ def _options(validation_split: float | None) -> Any:
 
 def _default_name(hypermodel: Any) -> str:
     name = getattr(hypermodel, "__name__", None) or type(hypermodel).__name__
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name) or "tuner"
+    return study_name_from(name, "tuner")
 
 
 def _from_one_hot(y: Any, where: str) -> tuple[Any, int | None]:

@@ -14,24 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import UsageError
+from automl.search.names import PRUNERS, SAMPLERS
 from automl.spaces.hyperparameters import Kind, ParamSpec, Value
 from automl.spaces.loader import Objective
 
 if TYPE_CHECKING:
     import optuna
 
-SAMPLERS = (
-    "tpe",
-    "random",
-    "gp",
-    "cmaes",
-    "grid",
-    "qmc",
-    "kt-bayesian",
-    "kt-random",
-    "kt-hyperband",
-)
-PRUNERS = ("hyperband", "sha", "median", "percentile", "patient", "none")
 REDUCTION_FACTOR = 3
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from automl.data.dataset import Dataset
 from automl.errors import SpaceError, one_line
 from automl.search.resume import ResumePoint, ResumeWriter
-from automl.search.training import TrialTraining, fit_in_step
+from automl.search.training import TrialTraining, fit_in_step, is_number
 from automl.spaces.hyperparameters import Answers, HyperParameters, Value
 from automl.spaces.loader import Objective, Space
 from automl.spaces.plan import TrainingPlan
@@ -363,7 +363,7 @@ class EpochTracker:
     def end_epoch(self, model: Any, epoch: int, logs: Mapping[str, Any]) -> bool:
         """Record one epoch; returns False when training must stop (NaN or pruned)."""
         self._epoch_seconds.append(time.perf_counter() - self._epoch_started)
-        metrics = {k: float(v) for k, v in logs.items() if _is_number(v)}
+        metrics = {k: float(v) for k, v in logs.items() if is_number(v)}
         metrics.pop("learning_rate", None)
         self.history.append(metrics)
         metric = self.objective.metric
@@ -461,11 +461,3 @@ def failed_result(
         failure_kind=kind,
         checkpoint=tracker.written if tracker else None,
     )
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True

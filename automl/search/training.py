@@ -10,6 +10,7 @@ retraining trains on train + val, with no validation, for a fixed number of epoc
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -166,12 +167,15 @@ class TrialTraining:
             model.fit(train, shuffle=False, **kwargs)  # the pipeline shuffles
         elif takes_arrays(fit_fn):
             # Keras Tuner's `fit(self, hp, model, x, y, **kwargs)`: the training arrays.
-            x, y = self._train_arrays()
+            x, y = self.train_arrays
             fit_fn(self.hp, model, x, y, batch_size=batch_size, **kwargs)
         else:
             fit_fn(self.hp, model, train, **kwargs)
 
-    def _train_arrays(self) -> tuple[Any, Any]:
+    @functools.cached_property
+    def train_arrays(self) -> tuple[Any, Any]:
+        """The training images as one float32 array and their labels, made once (every phase,
+        and every epoch of repeats, passes the same arrays to a `fit(hp, model, x, y)`)."""
         import numpy as np
 
         parts = self.train if isinstance(self.train, tuple) else (self.train,)
@@ -250,12 +254,13 @@ def _last_logs() -> Any:
             self.logs: dict[str, float] = {}
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            self.logs = {k: float(v) for k, v in (logs or {}).items() if _number(v)}
+            self.logs = {k: float(v) for k, v in (logs or {}).items() if is_number(v)}
 
     return LastLogs()
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether a Keras log value is a number (logs may hold other things)."""
     try:
         float(value)
     except (TypeError, ValueError):

@@ -216,6 +216,15 @@ def _secrets(url: str) -> Iterator[str]:
             yield from password.split("@")
 
 
+def study_name_from(text: str, fallback: str) -> str:
+    """A study name made from free text (a data folder's name, a function's name): characters
+    the pattern refuses become `_`; `fallback` when nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:128].replace("..", "__")
+    if name and not re.match(r"[A-Za-z0-9_]", name):
+        name = "_" + name[:127]
+    return name or fallback
+
+
 def check_study_name(name: str) -> str:
     """Study names become folder names: one safe pattern, shown in the error."""
     if not _STUDY_NAME.fullmatch(name) or ".." in name:
