@@ -266,7 +266,8 @@ class StudyStore:
             study_id = self.storage.get_study_id_from_name(name)
         except KeyError:
             self.load_study(name)  # raises the error that lists the studies
-            raise
+            # A search created it between the two looks: read it.
+            study_id = self.storage.get_study_id_from_name(name)
         key = (name, study_id)
         study = self._studies.get(key)
         if study is None:

@@ -383,6 +383,28 @@ def test_a_reader_beside_a_writer_never_fails(backend: Backend, digits: Dataset)
     assert backend.store().record(backend.study).finished == 40
 
 
+def test_a_reader_that_looks_while_the_study_is_being_created_reads_it(
+    backend: Backend, digits: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader (the service, a test polling the store) asks for a study that a starting search
+    creates between the reader's two looks: it reads the new study, not a bare KeyError."""
+    store = backend.store(create=True)
+    lookup = store.storage.get_study_id_from_name
+    calls = []
+
+    def created_meanwhile(name: str) -> int:
+        calls.append(name)
+        if len(calls) == 1:
+            open_study(backend, digits)  # the search creates it just after this look
+            raise KeyError("Record does not exist.")
+        return lookup(name)
+
+    monkeypatch.setattr(store.storage, "get_study_id_from_name", created_meanwhile)
+    assert store.record(backend.study).finished == 0
+    with pytest.raises(StoreError, match=r"no study named 'missing'"):
+        backend.store().record("missing")
+
+
 def test_a_host_that_finds_the_study_created_meanwhile_joins_it_or_is_refused(
     backend: Backend, digits: Dataset, tmp_path: Path
 ) -> None:
