@@ -2,8 +2,9 @@
 
 Images are arrays of shape (n, height, width, channels) holding pixel values in [0, 255] (uint8,
 or float32 for sources that were float): in memory for small sources (digits, `.npz`,
-`keras.datasets`), memory-mapped from the on-disk image cache for folders (`automl.data.cache`),
-which nothing reads whole. Labels are integer class indices. Nothing here imports TensorFlow;
+`keras.datasets`), memory-mapped from the on-disk image cache for folders (`automl.data.cache`)
+or from the files a notebook's `tf.data` pipeline was written to (`automl.data.streamed`), which
+nothing reads whole. Labels are integer class indices. Nothing here imports TensorFlow;
 `automl.data.pipeline` turns a split into a `tf.data` pipeline.
 """
 
@@ -147,6 +148,7 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> None:
             arrays[f"file_{name}"] = np.array(str(split.x.filename))
             arrays[f"shape_{name}"] = np.array(split.x.shape, dtype=np.int64)
             arrays[f"offset_{name}"] = np.array(split.x.offset, dtype=np.int64)
+            arrays[f"dtype_{name}"] = np.array(str(split.x.dtype))
         else:
             arrays[f"x_{name}"] = split.x
     with atomic_path(Path(path)) as temporary, open(temporary, "wb") as handle:
@@ -159,9 +161,10 @@ def load_saved_dataset(path: str | os.PathLike[str]) -> Dataset:
         splits = {}
         for name in ("train", "val", "test"):
             if f"file_{name}" in data.files:
+                dtype = str(data[f"dtype_{name}"]) if f"dtype_{name}" in data.files else "uint8"
                 x: np.ndarray = np.memmap(
                     str(data[f"file_{name}"]),
-                    dtype=np.uint8,
+                    dtype=np.dtype(dtype),
                     mode="r",
                     offset=int(data[f"offset_{name}"]),
                     shape=tuple(int(n) for n in data[f"shape_{name}"]),

@@ -6,7 +6,9 @@ A Keras Tuner notebook switches by replacing `keras_tuner.RandomSearch(...)` wit
 on every GPU (or CPU slots), pruning, a resumable store, the report, retraining and export.
 
 The hypermodel is shipped to the spawned workers pickled (`automl.spaces.shipped`), and the
-arrays are searched as a `Dataset` saved in the study's folder, as the CLI saves its data.
+arrays are searched as a `Dataset` saved in the study's folder, as the CLI saves its data; a
+`tf.data` pipeline is written once into that folder, a batch at a time, and memory-mapped by
+every worker (`automl.data.streamed`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class _Data:
     dataset: Any
     options: Any
     one_hot: int | None = None  # the labels were one-hot, of this many classes
+    # tf.data pipelines (train, validation, test), written into the study's folder by search()
+    pipelines: tuple[Any, Any, Any] | None = None
 
 
 class Tuner:
@@ -160,10 +164,13 @@ class Tuner:
         How it ended is `last_search` (a `SearchSummary`), None after an interrupt.
 
         Args:
-            x: images as an array (n, height, width[, channels]) with labels `y`; or a data
-                source as on the command line (`"digits"`, an image folder, an `.npz` file).
+            x: images as an array (n, height, width[, channels]) with labels `y`; a
+                `tf.data.Dataset` of (image, label), batched or not (written once into the
+                study's folder, then read by every worker from there); or a data source as on
+                the command line (`"digits"`, an image folder, an `.npz` file).
             y: integer class labels for `x`.
-            validation_data: `(x_val, y_val)`; else `validation_split` of `x` (default 0.2).
+            validation_data: `(x_val, y_val)` (a `tf.data.Dataset` with one); else
+                `validation_split` of `x` (default 0.2).
             epochs: epochs per trial. Defaults to `max_epochs`, else 10.
             batch_size: where the hypermodel has no `batch_size` hyperparameter. Defaults to 32.
             callbacks: Keras callbacks added to every trial's `fit` (copied for each trial).
@@ -191,6 +198,17 @@ class Tuner:
             if artifacts.root.is_dir():
                 shutil.rmtree(artifacts.root)
             self._overwrite = False  # a second search() resumes what the first started
+        if data.pipelines is not None:
+            from automl.data.streamed import save_tf_data
+
+            dataset, one_hot = save_tf_data(
+                *data.pipelines,
+                artifacts.root,
+                val_split=data.options.val_split,
+                test_split=data.options.test_split,
+                scale=self._scale_images,
+            )
+            data = _Data(None, dataset, data.options, one_hot)
         epochs = epochs or self.max_epochs or 10
         space = self._space(
             artifacts.root,
@@ -273,9 +291,15 @@ class Tuner:
                 )
             return _Data(os.fspath(x), None, _options(validation_split))
         if _is_tf_dataset(x):
-            x, y = _arrays_of(x, y, "x")
-            if _is_tf_dataset(validation_data):
-                validation_data = _arrays_of(validation_data, None, "validation_data")
+            if y is not None:
+                raise DataError("search(x): x is a tf.data.Dataset of (image, label); give no y.")
+            for given, where in ((validation_data, "validation_data"), (test, "test_data")):
+                if given is not None and not _is_tf_dataset(given):
+                    raise DataError(
+                        f"search(): x is a tf.data.Dataset, so {where} must be one too, "
+                        f"not {type(given).__name__}."
+                    )
+            return _Data(None, None, _options(validation_split), None, (x, validation_data, test))
         if y is None:
             raise DataError("search(x, y): y (the integer class labels of x) is missing.")
         from automl.data.sources import dataset_from_arrays
@@ -476,23 +500,3 @@ def _from_one_hot(y: Any, where: str) -> tuple[Any, int | None]:
 def _is_tf_dataset(value: Any) -> bool:
     tf = sys.modules.get("tensorflow")
     return tf is not None and isinstance(value, tf.data.Dataset)
-
-
-def _arrays_of(dataset: Any, y: Any, where: str) -> tuple[Any, Any]:
-    """A `tf.data.Dataset` of (image, label) pairs, batched or not, as two arrays."""
-    import numpy as np
-
-    if y is not None:
-        raise DataError(f"search(): {where} is a tf.data.Dataset of (image, label); give no y.")
-    xs, ys = [], []
-    for element in dataset.as_numpy_iterator():
-        if not isinstance(element, tuple) or len(element) != 2:
-            raise DataError(f"search(): {where} must yield (image, label) pairs.")
-        xs.append(element[0])
-        ys.append(element[1])
-    if not xs:
-        raise DataError(f"search(): {where} is empty.")
-    batched = np.ndim(ys[0]) >= 1
-    if batched:
-        return np.concatenate(xs), np.concatenate(ys)
-    return np.stack(xs), np.asarray(ys)

@@ -161,6 +161,13 @@ def test_a_hypermodel_subclass_with_fit_tf_data_callbacks_and_fit_arguments(
         assert fit["class_weight"] == {str(i): 1.0 for i in range(10)}
     space = next((tmp_path / "runs" / "subclass").glob("hypermodel-*.py")).read_text()
     assert "BATCH_SIZE = 16" in space and "OBJECTIVE = ('val_loss', 'minimize')" in space
+    # The tf.data pipelines were written once into the study's folder; the workers' dataset
+    # refers to those files instead of holding copies of the pixels.
+    (written,) = (tmp_path / "runs" / "subclass").glob("tfdata-*")
+    assert (written / "train.bin").stat().st_size == 1080 * 8 * 8 * 4  # 90 % of 1200 rows
+    assert (written / "val.bin").stat().st_size == (1797 - 1200) * 8 * 8 * 4
+    with np.load(tmp_path / "runs" / "subclass" / "dataset.npz") as saved:
+        assert "file_train" in saved.files and "x_train" not in saved.files
 
 
 INTERRUPT_SCRIPT = """
