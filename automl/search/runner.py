@@ -173,7 +173,8 @@ def run_trial(
         if tensorboard is not None:
             callbacks.append(_tensorboard(tensorboard, hp.values))
         if repeats > 1:
-            _fit_repeats(training, plan, tracker, repeats, patience, verbose)
+            scalars = _mean_scalars(tensorboard) if tensorboard is not None else None
+            _fit_repeats(training, plan, tracker, repeats, patience, verbose, scalars)
         else:
             training.fit(
                 plan,
@@ -218,14 +219,18 @@ def _fit_repeats(
     repeats: int,
     patience: int | None,
     verbose: int,
+    scalars: Callable[[int, dict[str, float]], None] | None = None,
 ) -> None:
-    """Train `repeats` models of the configuration together; the tracker sees their mean."""
+    """Train `repeats` models of the configuration together; the tracker (and `scalars`, the
+    TensorBoard writer) sees their mean."""
     others = [
         replace(training, seed=training.seed + k * REPEAT_SEED_STRIDE) for k in range(1, repeats)
     ]
     runs = [(training, plan), *((other, other.build()) for other in others)]
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> bool:
+        if scalars is not None:
+            scalars(epoch, logs)
         if not tracker.end_epoch(plan.model, epoch, logs):
             return False
         if patience and tracker.best_epoch is not None and epoch - tracker.best_epoch >= patience:
@@ -252,6 +257,27 @@ def _tensorboard(folder: Path, values: dict[str, Any]) -> Any:
         )
     writer.close()
     return keras.callbacks.TensorBoard(log_dir=str(folder))
+
+
+def _mean_scalars(folder: Path) -> Callable[[int, dict[str, float]], None]:
+    """Writes a trial's mean curve over its repeats as Keras's TensorBoard callback writes one
+    model's (`train/` and `validation/` runs, `epoch_<metric>` tags), so trials with and without
+    repeats overlay in TensorBoard."""
+    import tensorflow as tf
+
+    writers = {
+        run: tf.summary.create_file_writer(str(folder / run)) for run in ("train", "validation")
+    }
+
+    def write(epoch: int, logs: dict[str, float]) -> None:
+        for key, value in logs.items():
+            run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            with writers[run].as_default():
+                tf.summary.scalar(f"epoch_{name}", value, step=epoch - 1)
+        for writer in writers.values():
+            writer.flush()
+
+    return write
 
 
 def _resumed(

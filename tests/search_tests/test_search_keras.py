@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from ..conftest import REPO
 from ..test_trial_cli import automl
 
@@ -105,7 +107,9 @@ def test_search_without_a_space_file_uses_the_flagship_on_a_folder(tmp_path: Pat
     assert record.data.source == "photos/"
 
 
-def test_tensorboard_gets_every_trials_scalars_and_hparams(tmp_path: Path) -> None:
+@pytest.mark.parametrize("repeats", ["1", "2"])
+def test_tensorboard_gets_every_trials_scalars_and_hparams(tmp_path: Path, repeats: str) -> None:
+    """With --repeats, the scalars are the mean curve the objective follows."""
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
     from ..deploy_tests.test_deploy import PLAIN
@@ -113,7 +117,8 @@ def test_tensorboard_gets_every_trials_scalars_and_hparams(tmp_path: Path) -> No
     (tmp_path / "plain.py").write_text(PLAIN)
     result = automl(
         "search", "plain.py", "--trials", "2", "--epochs", "2", "--workers", "1",
-        "--pruner", "none", "--no-retrain", "--quiet", "--tensorboard", "tb", cwd=tmp_path,
+        "--pruner", "none", "--no-retrain", "--quiet", "--tensorboard", "tb",
+        "--repeats", repeats, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tb"))
@@ -122,7 +127,16 @@ def test_tensorboard_gets_every_trials_scalars_and_hparams(tmp_path: Path) -> No
     assert {"trial-0", "trial-0/train", "trial-0/validation", "trial-1/validation"} <= names
     # Per-epoch scalars (Keras writes them as tensors), one point per epoch.
     validation = runs.GetAccumulator("trial-1/validation")
-    assert len(validation.Tensors("epoch_accuracy")) == 2
+    points = validation.Tensors("epoch_accuracy")
+    assert [point.step for point in points] == [0, 1]
+    if repeats == "2":
+        from automl.storage.store import StudyStore
+
+        record = StudyStore(f"sqlite:///{tmp_path / 'runs' / 'automl.db'}").record("plain")
+        assert record.metric == "val_accuracy"
+        curve = [record.trials[1].intermediate[epoch] for epoch in (1, 2)]
+        written = [float(tf_value(point)) for point in points]
+        assert written == pytest.approx(curve)  # the mean of the two models, as stored
     # The HParams session of each trial: its parameters, as the HParams tab reads them.
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -132,3 +146,10 @@ def test_tensorboard_gets_every_trials_scalars_and_hparams(tmp_path: Path) -> No
             content["_hparams_/session_start_info"]
         ).session_start_info
         assert set(start.hparams) == {"rotation", "filters"} and start.group_name == trial
+
+
+def tf_value(point: object) -> float:
+    """The number in a TensorBoard tensor event."""
+    from tensorboard.util import tensor_util
+
+    return float(tensor_util.make_ndarray(point.tensor_proto))  # type: ignore[attr-defined]
