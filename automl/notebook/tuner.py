@@ -84,6 +84,9 @@ class Tuner:
             objective, pruning and early stopping follow their mean (`--repeats`). Defaults
             to `1`.
         max_consecutive_failed_trials: stop after this many failures in a row. Defaults to `5`.
+        **keras_tuner_arguments: Keras Tuner's other arguments, accepted at their defaults
+            (`max_retries_per_trial=0`, `tune_new_entries=True`, …); another value is refused
+            with what to do instead.
     """
 
     def __init__(
@@ -108,7 +111,9 @@ class Tuner:
         max_consecutive_failed_trials: int = 5,
         executions_per_trial: int = 1,
         tensorboard: str | os.PathLike[str] | None = None,
+        **keras_tuner_arguments: Any,
     ) -> None:
+        _check_keras_tuner_arguments(keras_tuner_arguments)
         if (
             isinstance(executions_per_trial, bool)
             or not isinstance(executions_per_trial, int)
@@ -466,6 +471,37 @@ def _objective(value: Any) -> Objective:
     if isinstance(name, str) and hasattr(value, "direction"):  # keras_tuner.Objective
         return Objective.parse((name, value.direction), "objective")
     return Objective.parse(value, "objective")
+
+
+# Keras Tuner's tuner arguments that have no counterpart here: their default, and what to do.
+_KERAS_TUNER_ONLY = {
+    "hyperparameters": (
+        None,
+        "fix or narrow a parameter inside build(hp) instead (hp.Fixed, or a smaller range)",
+    ),
+    "tune_new_entries": (True, "every parameter build(hp) defines is searched; use hp.Fixed"),
+    "allow_new_entries": (True, "every parameter build(hp) defines is searched; use hp.Fixed"),
+    "max_retries_per_trial": (
+        0,
+        "a trial whose worker dies (out of memory, killed) is retried once on its own; an "
+        "error raised by build or fit is recorded as the trial's failure, not retried",
+    ),
+    "distribution_strategy": (None, "trials run in parallel, one per GPU (gpus, trials_per_gpu)"),
+    "max_model_size": (None, "a model too large for the device fails as out of memory"),
+    "logger": (None, "progress shows in the notebook; the store keeps every trial"),
+    "tuner_id": (None, "several hosts join one study through a shared storage URL"),
+}
+
+
+def _check_keras_tuner_arguments(given: dict[str, Any]) -> None:
+    for name, value in given.items():
+        if name not in _KERAS_TUNER_ONLY:
+            raise UsageError(
+                f"Tuner(): unknown argument {name!r}; see help(automl.Tuner) for the arguments."
+            )
+        default, instead = _KERAS_TUNER_ONLY[name]
+        if value is not default and value != default:
+            raise UsageError(f"Tuner(): {name}={value!r} is not supported here: {instead}.")
 
 
 def _options(validation_split: float | None) -> Any:

@@ -91,6 +91,14 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
         tuner.search(x, y, validation_data=x)
     with pytest.raises(AutoMLError, match="max_trials"):
         Tuner(build_small, max_trials=0)
+    # Keras Tuner's own arguments: accepted at their defaults, else refused with what to do.
+    Tuner(build_small, max_retries_per_trial=0, tune_new_entries=True, distribution_strategy=None)
+    with pytest.raises(AutoMLError, match=r"max_retries_per_trial=3 is not supported.*retried"):
+        Tuner(build_small, max_retries_per_trial=3)
+    with pytest.raises(AutoMLError, match=r"tune_new_entries=False .*hp.Fixed"):
+        Tuner(build_small, tune_new_entries=False)
+    with pytest.raises(AutoMLError, match=r"unknown argument 'max_trails'"):
+        Tuner(build_small, max_trails=3)
     assert not (tmp_path / "build_small").exists()  # nothing was searched
 
 
