@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,11 @@ def test_env_hides_storage_password(
     assert main(["env"]) == 0
     out = capsys.readouterr().out
     assert "s3cret" not in out and "postgresql://me:***@db.example/automl" in out
+    assert main(["env", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["default_storage"] == "postgresql://me:***@db.example/automl"
+    assert facts["packages"]["Optuna"] == version("optuna") and facts["cpus"]["usable"] >= 1
+    assert isinstance(facts["gpus"], list)
 
 
 def test_interrupt_exits_130(
@@ -160,3 +167,36 @@ def test_the_several_hosts_examples_run_commands_automl_accepts() -> None:
         args = build_parser().parse_args(argv)
         assert args.command == "search" and args.study == "cnn" and args.trials == 200
         assert (root / args.space).is_file()
+
+
+def test_shell_completion_completes_commands_flags_and_choices_in_a_real_bash(
+    tmp_path: Path,
+) -> None:
+    """`automl completion bash` (shtab, from the parser itself), sourced in bash as the README's
+    install command does; `completion zsh` is a zsh completion function."""
+    script = tmp_path / "automl.bash"
+    result = _run("completion", "bash")
+    assert result.returncode == 0, result.stderr
+    script.write_text(result.stdout)
+
+    def complete(*words: str) -> list[str]:
+        listed = " ".join(f"'{w}'" for w in ("automl", *words))
+        shell = (
+            f"source {script}; COMP_WORDS=({listed}); COMP_CWORD={len(words)}; "
+            'COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}; _shtab_automl; '
+            'printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+        done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert complete("se") == ["search", "serve"]
+    assert complete("search", "--study") == ["--study", "--study-name"]
+    assert complete("search", "--sampler", "kt-b") == ["kt-bayesian"]
+    assert complete("export", "cnn", "--quan") == ["--quantize"]
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "mine.py").write_text("")
+    assert complete("search", f"{tmp_path}/spaces/m") == [f"{tmp_path}/spaces/mine.py"]
+    zsh = _run("completion", "zsh")
+    assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef automl")
+    assert "--study-name" in zsh.stdout and "_files" in zsh.stdout
+    assert _run("completion", "fish").returncode == 2

@@ -19,6 +19,7 @@ from typing import Any
 
 from automl import __version__
 from automl.cli import (
+    completion_command,
     deploy_commands,
     report_command,
     retrain_command,
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         deploy_commands.add_predict,
         serve_command.add_serve,
         space_commands.add_env,
+        completion_command.add_completion,
     ):
         add(commands)
     return parser
@@ -95,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         interrupt_with_parent(int(parent))
     try:
-        return int(args.run(args, make_console()))
+        # With --json, stdout carries the JSON alone: everything else goes to stderr.
+        return int(args.run(args, make_console(stderr=bool(getattr(args, "json", False)))))
     except AutoMLError as exc:
         if debug:
             raise

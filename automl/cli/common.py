@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -219,3 +222,28 @@ def make_console(stderr: bool = False) -> Console:
         # Logs and pipes have no width; 80 columns would fold every table.
         console.width = 140
     return console
+
+
+def add_json_argument(command: argparse.ArgumentParser, what: str) -> None:
+    """`--json`: `what` as JSON on stdout, alone; messages and progress go to stderr."""
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print {what} as JSON on stdout (messages and progress go to stderr)",
+    )
+
+
+def print_json(data: Any) -> None:
+    """One JSON document (one line) on stdout; NaN and infinities become null (strict JSON)."""
+    sys.stdout.write(json.dumps(_finite(data), default=str, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {str(key): _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any
 
 from automl.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    add_json_argument,
     add_storage_argument,
     cells,
     count_arg,
+    print_json,
     storage_url,
 )
 
@@ -57,6 +58,7 @@ def add_export(commands: Any) -> None:
         choices=("none", "float16", "int8"),
         help="TFLite quantization (int8 calibrates on training images)",
     )
+    add_json_argument(command, "the folder, each file and its difference from Keras")
     command.set_defaults(run=run_export)
 
 
@@ -74,6 +76,23 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
         quantize=args.quantize,
         on_step=lambda text: console.print(text, markup=False),
     )
+    if args.json:
+        print_json(
+            {
+                "study": args.study,
+                "directory": str(result.directory.resolve()),
+                "trial": result.source.trial,
+                "model": result.source.kind,
+                "files": dict(result.files),
+                "max_abs_difference": dict(result.parity),
+                "model_card": str(result.directory.resolve() / "model_card.json"),
+                "tflite_quantized_accuracy_change": result.card.get(
+                    "tflite_quantized_accuracy_change"
+                ),
+                "notes": list(result.notes),
+            }
+        )
+        return EXIT_OK
     table = Table(title=f"Export of '{args.study}' → {result.directory}", title_justify="left")
     for column in ("format", "file", "max |difference| vs Keras"):
         table.add_column(column)
@@ -115,7 +134,11 @@ def add_predict(commands: Any) -> None:
         metavar="K",
         help="show the K most likely classes (default 1)",
     )
-    command.add_argument("--json", action="store_true", help="one JSON object per line")
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per image and line on stdout (messages go to stderr)",
+    )
     command.add_argument(
         "--backend",
         choices=("keras", "tflite"),
@@ -139,7 +162,7 @@ def run_predict(args: argparse.Namespace, console: Console) -> int:
                 payload["predictions"] = [
                     {"class": c, "probability": round(p, 6)} for c, p in result.top
                 ]
-            console.print(json.dumps(payload), markup=False, highlight=False, soft_wrap=True)
+            print_json(payload)
         elif result.error:
             console.print(f"{result.path}: error: {result.error}", markup=False)
         else:

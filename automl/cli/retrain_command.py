@@ -12,7 +12,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from automl.cli.common import EXIT_OK, add_storage_argument, cells, count_arg, storage_url
+from automl.cli.common import (
+    EXIT_OK,
+    add_json_argument,
+    add_storage_argument,
+    cells,
+    count_arg,
+    print_json,
+    storage_url,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -62,6 +70,7 @@ def add_retrain(commands: Any) -> None:
         metavar="PATH",
         help="the space file, if it moved since the search (same content)",
     )
+    add_json_argument(command, "each model's test metrics and file")
     # Set by retrain_in_subprocess: the process this one must not outlive.
     command.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     command.set_defaults(run=run_retrain)
@@ -90,6 +99,22 @@ def run_retrain(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         ),
     )
+    if args.json:
+        print_json(
+            [
+                {
+                    "trial": r.trial,
+                    "model": r.source,
+                    "seed": r.seed,
+                    "epochs": r.epochs,
+                    "seconds": round(r.seconds, 3),
+                    "metrics": r.metrics,
+                    "file": str(r.model_path),
+                }
+                for r in results
+            ]
+        )
+        return EXIT_OK
     table = Table(title=f"Test split of study '{args.study}'", title_justify="left")
     for column in (
         "trial",
@@ -127,6 +152,7 @@ def retrain_in_subprocess(
     storage: str,
     *,
     storage_flag: str = "",
+    output_to_stderr: bool = False,
     run: Callable[..., subprocess.CompletedProcess[bytes]] | None = None,
 ) -> None:
     """Run `automl retrain STUDY` in a fresh process (for `search` and `report --retrain`).
@@ -143,6 +169,8 @@ def retrain_in_subprocess(
             a command line is visible to every local user (`ps`), a password included.
         storage_flag: what the suggested command adds to name the store (never a password).
             Defaults to `""`.
+        output_to_stderr: send the child's output to stderr (the caller's stdout carries
+            JSON). Defaults to `False`.
         run: starts the child and waits for it (injectable for tests). Defaults to
             `subprocess.run`.
     """
@@ -161,7 +189,9 @@ def retrain_in_subprocess(
         str(os.getpid()),
     ]
     env = {**os.environ, "AUTOML_STORAGE": storage}
-    completed = (run or subprocess.run)(command, env=env, check=False)
+    completed = (run or subprocess.run)(
+        command, env=env, check=False, stdout=sys.stderr if output_to_stderr else None
+    )
     if completed.returncode != 0:
         console.print(
             f"Retraining failed (exit code {completed.returncode}); the report shows "

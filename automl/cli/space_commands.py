@@ -12,11 +12,13 @@ from automl.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_data_arguments,
+    add_json_argument,
     add_precision_arguments,
     cells,
     count_arg,
     fmt,
     load_data,
+    print_json,
 )
 from automl.errors import UsageError
 
@@ -28,6 +30,7 @@ def add_env(commands: Any) -> None:
     command = commands.add_parser(
         "env", help="print versions, devices and the default storage (for bug reports)"
     )
+    add_json_argument(command, "the same facts")
     command.set_defaults(run=run_env)
 
 
@@ -46,28 +49,45 @@ def run_env(args: argparse.Namespace, console: Console) -> int:
         except metadata.PackageNotFoundError:
             return "not installed"
 
+    gpus = discover_gpus()
+    facts: dict[str, Any] = {
+        "automl": __version__,
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "packages": {
+            label: version(dist)
+            for label, dist in (
+                ("TensorFlow", "tensorflow"),
+                ("Keras", "keras"),
+                ("Optuna", "optuna"),
+                ("Keras Tuner", "keras-tuner"),
+                ("NumPy", "numpy"),
+                ("SQLAlchemy", "sqlalchemy"),
+                ("scikit-learn", "scikit-learn"),
+            )
+        },
+        "gpus": [{"index": g.index, "name": g.name, "memory_mib": g.memory_mib} for g in gpus],
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "cpus": {"usable": usable_cpus(), "total": os.cpu_count()},
+        "default_storage": redact_url(default_storage_url()),
+    }
+    if args.json:
+        print_json(facts)
+        return EXIT_OK
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("automl", __version__)
-    table.add_row("Python", f"{platform.python_version()} ({sys.executable})")
-    table.add_row("Platform", platform.platform())
-    for label, dist in (
-        ("TensorFlow", "tensorflow"),
-        ("Keras", "keras"),
-        ("Optuna", "optuna"),
-        ("Keras Tuner", "keras-tuner"),
-        ("NumPy", "numpy"),
-        ("SQLAlchemy", "sqlalchemy"),
-        ("scikit-learn", "scikit-learn"),
-    ):
-        table.add_row(label, version(dist))
-    gpus = discover_gpus()
+    table.add_row("Python", f"{facts['python']} ({sys.executable})")
+    table.add_row("Platform", facts["platform"])
+    for label, installed in facts["packages"].items():
+        table.add_row(label, installed)
     shown = ", ".join(f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus)
     table.add_row("GPUs", shown or "none visible (CPU slots are used)")
-    table.add_row("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
-    table.add_row("CPUs", f"{usable_cpus()} usable of {os.cpu_count()}")
-    table.add_row("Default storage", redact_url(default_storage_url()))
+    table.add_row("CUDA_VISIBLE_DEVICES", facts["cuda_visible_devices"] or "(unset)")
+    table.add_row("CPUs", f"{facts['cpus']['usable']} usable of {facts['cpus']['total']}")
+    table.add_row("Default storage", facts["default_storage"])
     console.print(table)
     return EXIT_OK
 

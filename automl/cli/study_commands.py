@@ -11,6 +11,7 @@ from automl.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     add_data_arguments,
+    add_json_argument,
     add_precision_arguments,
     add_storage_argument,
     cells,
@@ -19,6 +20,7 @@ from automl.cli.common import (
     duration_arg,
     fmt,
     gpu_list,
+    print_json,
     storage_flag_note,
     storage_flag_suffix,
     storage_url,
@@ -82,7 +84,10 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
         "host (default 20)",
     )
     command.add_argument(
-        "--study", metavar="NAME", help="study name (default: the space file's name, e.g. cnn)"
+        "--study",
+        "--study-name",
+        metavar="NAME",
+        help="study name (default: the space file's name, e.g. cnn)",
     )
     add_storage_argument(command)
     add_data_arguments(command)
@@ -207,6 +212,10 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
         "trial with none for 3 x S (default 10)",
     )
     command.add_argument("--quiet", action="store_true", help="print only the final result")
+    add_json_argument(
+        command,
+        "a final summary (study, trials by state, best trial, value, parameters, report)",
+    )
     if not worker:
         command.add_argument(
             "--no-retrain",
@@ -276,26 +285,68 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
     render_summary(
         console, summary, storage_flag=storage_flag, storage_note=storage_flag_note(args)
     )
+    code, report = _finish_search(args, console, summary, storage_flag)
+    if args.json:
+        print_json(search_json(summary, report))
+    return code
+
+
+def _finish_search(
+    args: argparse.Namespace, console: Console, summary: Any, storage_flag: str
+) -> tuple[int, Path | None]:
+    """Retrain the winner and write the report, as this run's part is; the exit code, and the
+    report's path when one was written."""
     if summary.record.best() is None:
-        return EXIT_ERROR if summary.stopped else EXIT_OK
+        return (EXIT_ERROR if summary.stopped else EXIT_OK), None
     if args.worker:
-        return EXIT_OK
+        return EXIT_OK, None
     if summary.finisher is not None:
         console.print(
             f"Retraining and the report are done once per study, by {summary.finisher}: "
             f"automl show {shlex.quote(summary.study)}{storage_flag} reads the result.",
             markup=False,
         )
-        return EXIT_OK
+        return EXIT_OK, None
     if args.executor == "keras" and not args.no_retrain:
         retrain_in_subprocess(
-            console, summary.study, summary.storage_url, storage_flag=storage_flag
+            console,
+            summary.study,
+            summary.storage_url,
+            storage_flag=storage_flag,
+            output_to_stderr=args.json,
         )
     from automl.reports import write_report
 
     path = write_report(summary.study, storage=summary.storage_url)
     console.print(f"Report: {path}", markup=False)
-    return EXIT_OK
+    return EXIT_OK, path
+
+
+def search_json(summary: Any, report: Path | None) -> dict[str, Any]:
+    """`automl search --json`: how the search ended, the best trial, the report."""
+    record: StudyRecord = summary.record
+    best = record.best()
+    return {
+        "study": summary.study,
+        "metric": record.metric,
+        "direction": record.direction,
+        "target": summary.target,
+        "finished": record.finished,
+        "counts": {state.value: n for state, n in record.counts().items()},
+        "stopped": summary.stopped or None,
+        "seconds": round(summary.seconds, 3),
+        "best": None
+        if best is None
+        else {
+            "number": best.number,
+            "value": best.value,
+            "params": dict(best.params),
+            "best_epoch": best.best_epoch,
+            "epochs_run": best.epochs_run,
+            "params_count": best.params_count,
+        },
+        "report": str(report) if report is not None else None,
+    }
 
 
 def _study_of_data(data: str | None) -> str:
@@ -359,6 +410,7 @@ def render_summary(
 def add_studies(commands: Any) -> None:
     command = commands.add_parser("studies", help="list the studies in the store")
     add_storage_argument(command)
+    add_json_argument(command, "a list of studies (name, trials by state, best value)")
     command.set_defaults(run=run_studies)
 
 
@@ -370,6 +422,9 @@ def run_studies(args: argparse.Namespace, console: Console) -> int:
 
     store = StudyStore(storage_url(args))
     summaries = store.summaries()
+    if args.json:
+        print_json([item.to_json() for item in summaries])
+        return EXIT_OK
     if not summaries:
         console.print(f"No studies in {store.shown_url}.", markup=False)
         return EXIT_OK
@@ -404,6 +459,7 @@ def add_show(commands: Any) -> None:
         choices=("complete", "pruned", "failed", "running", "waiting"),
         help="show trials in one state",
     )
+    add_json_argument(command, "the study and its ranked trials")
     command.set_defaults(run=run_show)
 
 
@@ -418,6 +474,18 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
         ranked = [(rank, t) for rank, t in ranked if t.state.value == args.state]
     if args.top:
         ranked = ranked[: args.top]
+    if args.json:
+        print_json(
+            {
+                "study": record.name,
+                "metric": record.metric,
+                "direction": record.direction,
+                "counts": {state.value: n for state, n in record.counts().items()},
+                "finished": record.finished,
+                "trials": [{"rank": rank, **trial.to_json()} for rank, trial in ranked],
+            }
+        )
+        return EXIT_OK
     counts = ", ".join(f"{n} {s.value}" for s, n in record.counts().items() if n) or "no trials"
     table = Table(
         title=f"Study '{record.name}': {record.metric} ({record.direction}); {counts}",

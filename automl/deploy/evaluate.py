@@ -13,7 +13,12 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Accuracy, top-5 accuracy (above 5 classes), macro and per-class precision / recall / F1,
     and the confusion matrix (rows: true class, columns: predicted), as JSON-ready values."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
 
     labels = list(range(len(class_names)))
     y_true = np.asarray(y_true).astype(int)
@@ -22,7 +27,7 @@ def classification_metrics(
         y_true, predicted, labels=labels, zero_division=0
     )
     metrics: dict[str, Any] = {
-        "accuracy": float(np.mean(predicted == y_true)),
+        "accuracy": float(accuracy_score(y_true, predicted)),
         "macro_precision": float(np.mean(precision)),
         "macro_recall": float(np.mean(recall)),
         "macro_f1": float(np.mean(f1)),
@@ -40,8 +45,7 @@ def classification_metrics(
         ],
     }
     if len(class_names) > 5:
-        top5 = np.argsort(probabilities, axis=1)[:, -5:]
         metrics["top5_accuracy"] = float(
-            np.mean([t in row for t, row in zip(y_true, top5, strict=True)])
+            top_k_accuracy_score(y_true, probabilities, k=5, labels=labels)
         )
     return metrics

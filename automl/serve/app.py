@@ -37,7 +37,7 @@ from automl.serve.jobs import Job, JobManager
 from automl.serve.optuna_ui import PREFIX as OPTUNA_PREFIX
 from automl.serve.optuna_ui import OptunaDashboard
 from automl.serve.security import check_image, check_token, inside
-from automl.storage.records import StudyRecord, TrialRecord, TrialState
+from automl.storage.records import StudyRecord, TrialState
 from automl.storage.urls import check_study_name, redact_text
 
 
@@ -121,11 +121,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         busy = {j.study for j in jobs.running()}
         return [
             {
-                "name": s.name,
-                "counts": {state.value: n for state, n in s.counts.items()},
-                "best_value": s.best_value,
-                "direction": s.direction,
-                "last_update": s.last_update.isoformat() if s.last_update else None,
+                **s.to_json(),
                 "running": s.counts.get(TrialState.RUNNING, 0) > 0 or s.name in busy,
             }
             for s in summaries
@@ -142,8 +138,8 @@ def create_app(config: ServeConfig) -> FastAPI:
             "direction": study.direction,
             "counts": {state.value: n for state, n in study.counts().items()},
             "finished": study.finished,
-            "best": _trial_json(best) if best else None,
-            "running": [_trial_json(t) for t in study.trials if t.state is TrialState.RUNNING],
+            "best": best.to_json() if best else None,
+            "running": [t.to_json() for t in study.trials if t.state is TrialState.RUNNING],
             "jobs": [j.to_json() for j in jobs.jobs.values() if j.study == name],
         }
 
@@ -152,14 +148,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         """The leaderboard (ranked), optionally one state only."""
         study = record(name)
         ranked = study.ranked()
-        return [_trial_json(t) for t in ranked if state is None or t.state is state]
+        return [t.to_json() for t in ranked if state is None or t.state is state]
 
     @app.get("/api/studies/{name}/best")
     def api_best(name: str) -> dict[str, Any]:
         best = record(name).best()
         if best is None:
             raise HTTPException(404, f"study {name!r} has no complete trial yet")
-        return _trial_json(best)
+        return best.to_json()
 
     @app.get("/api/studies/{name}/report", response_class=HTMLResponse)
     def api_report(name: str) -> str:
@@ -370,23 +366,6 @@ def create_app(config: ServeConfig) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
-
-
-def _trial_json(trial: TrialRecord) -> dict[str, Any]:
-    return {
-        "number": trial.number,
-        "state": trial.state.value,
-        "value": trial.value,
-        "params": dict(trial.params),
-        "best_epoch": trial.best_epoch,
-        "epochs_run": trial.epochs_run,
-        "params_count": trial.params_count,
-        "slot": trial.slot,
-        "started": trial.started.isoformat() if trial.started else None,
-        "completed": trial.completed.isoformat() if trial.completed else None,
-        "failure": trial.failure,
-        "intermediate": {str(k): v for k, v in trial.intermediate.items()},
-    }
 
 
 def _job(jobs: JobManager, number: int) -> Job:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from automl.storage.attributes import DataSummary, RunEntry, SearchSettings, SpaceProvenance
 
@@ -41,6 +42,16 @@ class StudySummary:
     best_value: float | None
     direction: str
     last_update: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `automl studies --json` and the service's `/api/studies` give it."""
+        return {
+            "name": self.name,
+            "counts": {state.value: n for state, n in self.counts.items()},
+            "best_value": self.best_value,
+            "direction": self.direction,
+            "last_update": self.last_update.isoformat() if self.last_update else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,26 @@ class TrialRecord:
         if self.started is None or self.completed is None:
             return None
         return (self.completed - self.started).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        """As `automl show --json` and the service's API give it."""
+        return {
+            "number": self.number,
+            "state": self.state.value,
+            "value": self.value,
+            "params": dict(self.params),
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "resumed_epoch": self.resumed_epoch,
+            "params_count": self.params_count,
+            "slot": self.slot,
+            "started": self.started.isoformat() if self.started else None,
+            "completed": self.completed.isoformat() if self.completed else None,
+            "duration": self.duration,
+            "failure": self.failure,
+            "retry_of": self.retry_of,
+            "intermediate": {str(k): v for k, v in self.intermediate.items()},
+        }
 
 
 def rank_key(

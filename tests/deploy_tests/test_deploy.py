@@ -61,9 +61,16 @@ def build(hp, info):
 
 def _search(folder: Path, space: str, *extra: str) -> None:
     (folder / "space.py").write_text(space)
-    result = automl("search", "space.py", "--trials", "1", "--workers", "1", *extra, cwd=folder)
+    result = automl(
+        "search", "space.py", "--trials", "1", "--workers", "1", "--json", *extra, cwd=folder
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Report: " in result.stdout
+    # --json: stdout is the summary alone; progress, retraining and messages went to stderr.
+    summary = json.loads(result.stdout)
+    assert summary["study"] == "space" and summary["finished"] == 1
+    assert summary["counts"]["complete"] == 1 and summary["best"]["number"] == 0
+    assert summary["report"] == str(folder / "runs" / "space" / "report.html")
+    assert f"Report: {summary['report']}" in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +114,12 @@ def test_retrain_seeds_and_checkpoint(
     assert "trial 0 (retrain, seed 0)" in out and "trial 0 (retrain, seed 1)" in out
     assert main(["retrain", "space", "--from-checkpoint"]) == 0
     assert "trial 0 (checkpoint, seed 0)" in capsys.readouterr().out
+    assert main(["retrain", "space", "--from-checkpoint", "--json"]) == 0
+    captured = capsys.readouterr()
+    (result,) = json.loads(captured.out)
+    assert result["trial"] == 0 and result["model"] == "checkpoint"
+    assert 0.0 <= result["metrics"]["accuracy"] <= 1.0 and result["file"].endswith(".keras")
+    assert "trial 0 (checkpoint, seed 0)" in captured.err
     from automl.storage.tables import ResultTables
 
     tables = ResultTables(f"sqlite:///{plain_study / 'runs' / 'automl.db'}")
@@ -360,6 +373,22 @@ def test_predict_in_batches_matches_one_by_one(plain_study: Path, exported: Path
         np.testing.assert_allclose(
             [p for _, p in batched.top], [p for _, p in single.top], atol=1e-5
         )
+
+
+def test_export_json_is_the_folder_files_and_differences_on_stdout_alone(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(plain_study)
+    capsys.readouterr()
+    assert main(["export", "space", "-o", "as-json", "--format", "keras,tflite", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["directory"] == str((plain_study / "as-json").resolve())
+    assert set(result["files"]) == {"keras", "tflite"} and result["trial"] == 0
+    for file in result["files"].values():
+        assert (plain_study / "as-json" / file).exists()
+    assert all(0.0 <= d < 1e-3 for d in result["max_abs_difference"].values())
+    assert Path(result["model_card"]).is_file() and "Model card" not in captured.out
 
 
 def test_export_errors(

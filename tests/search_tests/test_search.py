@@ -583,6 +583,34 @@ def test_show_and_studies_on_missing_things(
     assert "space" in capsys.readouterr().out
 
 
+def test_json_outputs_are_stdout_alone(workdir: Path) -> None:
+    """`--json` on search, studies and show: stdout is one JSON document that a script reads;
+    progress and messages go to stderr. `--study-name` is `--study` (Optuna's spelling)."""
+    scheduler = _scheduler(workdir, "--trials", "3", "--study-name", "named", "--json")
+    out, err = scheduler.communicate(timeout=120)
+    assert scheduler.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["study"] == "named" and summary["finished"] == 3 and summary["target"] == 3
+    assert summary["counts"]["complete"] + summary["counts"]["pruned"] == 3
+    best = summary["best"]
+    assert "x" in best["params"] and isinstance(best["value"], float)
+    assert "Study 'named': 3 of 3 finished" in err
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "automl", "studies", "--json"],
+        cwd=workdir, capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    (study,) = json.loads(listed.stdout)
+    assert study["name"] == "named" and study["best_value"] == best["value"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "automl", "show", "named", "--json", "--top", "2"],
+        cwd=workdir, capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    board = json.loads(shown.stdout)
+    assert [t["rank"] for t in board["trials"]] == [1, 2]
+    assert board["trials"][0]["number"] == best["number"] and board["metric"] == "score"
+
+
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("torch") is not None,
     reason="PyTorch is installed: the GP sampler runs",
