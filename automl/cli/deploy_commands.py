@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+# As automl.deploy.formats.QUANTIZATIONS (not imported here: it imports NumPy at start-up).
+QUANTIZATIONS = ("none", "float16", "int8", "int8-full")
+
+
 def add_export(commands: Any) -> None:
     command = commands.add_parser(
         "export",
@@ -55,8 +59,10 @@ def add_export(commands: Any) -> None:
     command.add_argument(
         "--quantize",
         default="none",
-        choices=("none", "float16", "int8"),
-        help="TFLite quantization (int8 calibrates on training images)",
+        choices=QUANTIZATIONS,
+        help="TFLite quantization: float16, int8 (weights and activations, float input and "
+        "output) or int8-full (int8 input and output too, for microcontrollers and Edge TPU); "
+        "int8 calibrates on training images and the card gives its test-accuracy change",
     )
     add_json_argument(command, "the folder, each file and its difference from Keras")
     command.set_defaults(run=run_export)
@@ -141,8 +147,9 @@ def add_predict(commands: Any) -> None:
     )
     command.add_argument(
         "--backend",
-        choices=("keras", "tflite"),
-        help="which file of the export to run (default: keras, else tflite)",
+        choices=("keras", "savedmodel", "tflite", "onnx"),
+        help="which file of the export to run: keras, savedmodel, tflite (LiteRT's interpreter "
+        "when ai-edge-litert is installed) or onnx (onnxruntime) (default: keras, else tflite)",
     )
     command.set_defaults(run=run_predict)
 

@@ -89,8 +89,9 @@ def export_study(
         trial: export this trial instead of the winner. Defaults to the study's best trial.
         formats: any of `keras`, `savedmodel`, `tflite`, `onnx`. Defaults to
             `("keras", "savedmodel", "tflite")`.
-        quantize: TFLite quantization: `none` (float32), `float16` or `int8`. Defaults to
-            `"none"`.
+        quantize: TFLite quantization: `none` (float32), `float16`, `int8` (float input and
+            output) or `int8-full` (int8 input and output, for microcontrollers and Edge TPU).
+            Defaults to `"none"`.
         on_step: called with a short message as each format is written. Defaults to `None`.
 
     Raises:

@@ -22,10 +22,11 @@ from automl.errors import ExportError
 if TYPE_CHECKING:
     from automl.data.dataset import Dataset
 
-QUANTIZATIONS = ("none", "float16", "int8")
+QUANTIZATIONS = ("none", "float16", "int8", "int8-full")
 CALIBRATION_IMAGES = 200
 ONNX_OPSET = 17
-SAVED_MODEL = "saved_model"  # also the intermediate that TFLite and ONNX are converted from
+SAVED_MODEL = "saved_model"  # TF Serving's model base path; TFLite is converted from it
+SAVED_MODEL_VERSION = "1"  # TF Serving loads numbered version folders under the base path
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class WriteRequest:
         model: the inference Keras model (augmentation layers already removed).
         folder: the export folder being filled.
         dataset: the study's data (input shape; training images to calibrate int8).
-        quantize: TFLite quantization: `none` (float32), `float16` or `int8`.
+        quantize: TFLite quantization: `none` (float32), `float16`, `int8` (float input
+            and output) or `int8-full` (int8 input and output too).
     """
 
     model: Any
@@ -146,7 +148,7 @@ class SavedModelFormat:
     def load(self, folder: Path) -> Any:
         import tensorflow as tf
 
-        return tf.saved_model.load(str(folder / SAVED_MODEL))
+        return tf.saved_model.load(str(saved_model_path(folder)))
 
     def run(self, loaded: Any, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -156,13 +158,14 @@ class SavedModelFormat:
     def usage(self, card: Mapping[str, Any]) -> list[str]:
         return [
             "## saved_model/ (TensorFlow Serving)",
+            "In TensorFlow Serving's layout: `saved_model/1/` is version 1 of the model; serve",
+            "it with `--model_base_path=$PWD/saved_model` (signature `serving_default`, input",
+            "`images`: float32 pixels of shape (batch, height, width, channels)).",
             "```python",
             "import tensorflow as tf",
-            'model = tf.saved_model.load("saved_model")',
+            'model = tf.saved_model.load("saved_model/1")',
             "probabilities = model.serve(tf.constant(images))",
             "```",
-            "TensorFlow Serving: `--model_base_path` pointing at a numbered copy of "
-            "`saved_model/` (signature `serving_default`).",
             "",
         ]
 
@@ -201,13 +204,15 @@ class TFLiteFormat:
         return interpreter
 
     def run(self, loaded: Any, x: np.ndarray) -> np.ndarray:
+        """Float32 images in, float32 probabilities out; an int8-full model's int8 input is
+        quantized and its int8 output dequantized with the model's own scale and zero point."""
         entry = loaded.get_input_details()[0]
         exit_ = loaded.get_output_details()[0]
         outputs = []
         for image in x:
-            loaded.set_tensor(entry["index"], image[np.newaxis].astype(entry["dtype"]))
+            loaded.set_tensor(entry["index"], _quantized(image[np.newaxis], entry))
             loaded.invoke()
-            outputs.append(loaded.get_tensor(exit_["index"])[0])
+            outputs.append(_dequantized(loaded.get_tensor(exit_["index"])[0], exit_))
         return np.asarray(outputs, dtype="float32")
 
     def usage(self, card: Mapping[str, Any]) -> list[str]:
@@ -218,6 +223,7 @@ class TFLiteFormat:
             'interpreter = Interpreter(model_path="model.tflite")',
             "interpreter.allocate_tensors()",
             "entry = interpreter.get_input_details()[0]",
+            "# int8-full: quantize the input with entry['quantization'] (scale, zero point)",
             'interpreter.set_tensor(entry["index"], images[:1])',
             "interpreter.invoke()",
             'probabilities = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])',
@@ -233,24 +239,26 @@ class OnnxFormat:
     file = "model.onnx"
 
     def write(self, request: WriteRequest) -> Written:
-        saved_model = _saved_model(request)
-        try:
-            import tensorflow as tf
-            import tf2onnx
+        """Keras's own ONNX exporter (`model.export(format="onnx")`), which follows Keras,
+        TensorFlow and NumPy releases; input `images` with a free batch dimension."""
+        import importlib.util
 
-            loaded = tf.saved_model.load(str(saved_model))
-            spec = [tf.TensorSpec((None, *request.dataset.input_shape), tf.float32, name="images")]
-            tf2onnx.convert.from_function(
-                tf.function(lambda x: loaded.serve(x)),
-                input_signature=spec,
-                opset=ONNX_OPSET,
-                output_path=str(request.folder / self.file),
-            )
-        except ImportError as exc:
+        missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+        if missing:
             raise FormatUnavailable(
-                "model.onnx skipped: install the onnx extra "
+                f"model.onnx skipped: {', '.join(missing)} not installed; install the onnx extra "
                 "(pip install 'automl-keras[onnx]') to export ONNX"
-            ) from exc
+            )
+        from automl.tfruntime import quiet_stderr
+
+        with quiet_stderr(enabled=True):  # tf2onnx logs every optimizer pass
+            request.model.export(
+                str(request.folder / self.file),
+                format="onnx",
+                input_signature=[_images_spec(request)],
+                opset_version=ONNX_OPSET,
+                verbose=False,
+            )
         return Written(self.file, self.name)
 
     def load(self, folder: Path) -> Any:
@@ -283,16 +291,55 @@ FORMATS: Mapping[str, Format] = MappingProxyType(
 
 def tflite_kind(quantize: str) -> str:
     """The TFLite model's number type for a `--quantize` value (`none` is float32)."""
-    return {"none": "float32", "float16": "float16", "int8": "int8"}[quantize]
+    return {"none": "float32", "float16": "float16", "int8": "int8", "int8-full": "int8_full"}[
+        quantize
+    ]
+
+
+def saved_model_path(folder: Path) -> Path:
+    """The SavedModel of an export: `saved_model/1/` (TF Serving's layout), or `saved_model/`
+    itself in exports written before that layout."""
+    base = folder / SAVED_MODEL
+    return base if (base / "saved_model.pb").is_file() else base / SAVED_MODEL_VERSION
 
 
 def _saved_model(request: WriteRequest) -> Path:
-    """The SavedModel in the export folder, exported on first use (TFLite and ONNX are
-    converted from it; export removes it again when `savedmodel` was not asked for)."""
-    path = request.folder / SAVED_MODEL
+    """The SavedModel in the export folder, exported on first use (TFLite is converted from it;
+    export removes it again when `savedmodel` was not asked for)."""
+    path = request.folder / SAVED_MODEL / SAVED_MODEL_VERSION
     if not path.exists():
-        request.model.export(str(path), format="tf_saved_model", verbose=False)
+        path.parent.mkdir(exist_ok=True)
+        request.model.export(
+            str(path),
+            format="tf_saved_model",
+            verbose=False,
+            input_signature=[_images_spec(request)],  # the signature's input is `images`
+        )
     return path
+
+
+def _images_spec(request: WriteRequest) -> Any:
+    """float32 images with a free batch dimension, named `images` (as clients send them)."""
+    import tensorflow as tf
+
+    return tf.TensorSpec((None, *request.dataset.input_shape), tf.float32, name="images")
+
+
+def _quantized(x: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
+    """Float input as the tensor takes it (int8: x / scale + zero point, rounded, clipped)."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind != "i":
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantized(y: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
+    if np.dtype(detail["dtype"]).kind != "i":
+        return y.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
 def _convert_to_tflite(saved_model: Path, request: WriteRequest) -> bytes:
@@ -302,7 +349,7 @@ def _convert_to_tflite(saved_model: Path, request: WriteRequest) -> bytes:
     if request.quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif request.quantize == "int8":
+    elif request.quantize in ("int8", "int8-full"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         calibration = request.dataset.train.x[:CALIBRATION_IMAGES].astype("float32")
 
@@ -312,6 +359,9 @@ def _convert_to_tflite(saved_model: Path, request: WriteRequest) -> bytes:
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if request.quantize == "int8-full":  # microcontrollers and Edge TPU: int8 in and out
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
     from automl.tfruntime import quiet_stderr
 
     with quiet_stderr(enabled=True):  # the converter reports its settings on stderr

@@ -94,6 +94,27 @@ class Importance:
     value: float
 
 
+IMPORTANCE_TITLE = (
+    "Share of the objective's variance explained by each parameter's binned means "
+    "(automl's own estimate; conditional parameters judged where active)"
+)
+
+
+@dataclass(frozen=True)
+class OptunaImportances:
+    """Optuna's importances of the parameters every complete trial has, or why there are none.
+
+    Attributes:
+        values: normalised importances, largest first (empty when not computed).
+        title: the figure's title (names the evaluator and what it left out).
+        reason: why there are none, shown instead of the figure.
+    """
+
+    values: list[Importance]
+    title: str = ""
+    reason: str = ""
+
+
 def param_importances(record: StudyRecord, bins: int = 8) -> list[Importance]:
     """First-order importance of each parameter: the share of the objective's variance that
     the parameter's own averages explain, Var(E[y | x_i]) / Var(y), over the complete trials.

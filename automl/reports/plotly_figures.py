@@ -1,9 +1,11 @@
-"""Plotly figures from the report's figure data: plain plotly JSON dicts that plotly.js draws.
+"""Plotly figures from the report's figure data, built with the plotly package.
 
-Each builder takes one `automl.reports.figures` value and returns `{"data": …, "layout": …}`.
-Every user string in a label is HTML-escaped first: plotly reads a little HTML in labels.
-(Building them through plotly.graph_objects validates every trace and took seconds for large
-studies, so they are plain dicts.)
+Each builder takes one `automl.reports.figures` value and returns the figure as plotly's JSON
+dict (`go.Figure(...).to_plotly_json()`), which plotly.js draws in the page. Each figure has a
+few traces whatever the number of trials (the learning curves of one state are one trace with
+gaps; parallel coordinates are one `parcoords` trace), so building and validating them stays
+fast at thousands of trials. Every user string in a label is HTML-escaped first: plotly reads a
+little HTML in labels.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
         "title": {"text": esc(title)},
         "xaxis": {**_AXIS, "title": {"text": esc(x)}},
         "yaxis": {**_AXIS, "title": {"text": esc(y)}},
+        "template": "none",  # plotly's default template would add ~7 KB to every figure
         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
         "height": 380,
         "paper_bgcolor": "#ffffff",
@@ -47,7 +50,11 @@ def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
 
 
 def _figure(traces: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
-    return {"data": traces, "layout": layout}
+    """The figure through plotly's graph objects (which check every property), as JSON."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure(data=traces, layout=layout).to_plotly_json()
+    return {"data": figure["data"], "layout": figure["layout"]}
 
 
 def history_figure(data: figures.History, metric: str) -> dict[str, Any]:
@@ -79,32 +86,38 @@ def history_figure(data: figures.History, metric: str) -> dict[str, Any]:
 
 
 def curves_figure(data: figures.Curves, metric: str) -> dict[str, Any]:
+    """One trace per state: its trials' curves joined by gaps (null points)."""
     traces = []
-    shown_legend: set[str] = set()
-    for curve in data.curves:
+    for state in dict.fromkeys(curve.state for curve in data.curves):
+        x: list[int | None] = []
+        y: list[float | None] = []
+        numbers: list[int | None] = []
+        for curve in (c for c in data.curves if c.state == state):
+            x += [*curve.epochs, None]
+            y += [*_clean(curve.values), None]
+            numbers += [curve.number] * len(curve.epochs) + [None]
         traces.append(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": curve.state,
-                "x": curve.epochs,
-                "y": _clean(curve.values),
-                "legendgroup": curve.state,
-                "showlegend": curve.state not in shown_legend,
-                "line": {"color": STATE_COLOURS.get(curve.state, "#6b7280"), "width": 1},
+                "name": state,
+                "x": x,
+                "y": y,
+                "customdata": numbers,
+                "connectgaps": False,
+                "line": {"color": STATE_COLOURS.get(state, "#6b7280"), "width": 1},
                 "marker": {"size": 3},
                 "opacity": 0.6,
-                "hovertemplate": f"trial {curve.number}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>",
+                "hovertemplate": "trial %{customdata}<br>epoch %{x}: %{y:.4f}<extra></extra>",
             }
         )
-        shown_legend.add(curve.state)
     title = "Learning curves (pruned trials stop early)"
     if data.omitted:
         title += f" — {data.omitted} trials not drawn"
     return _figure(traces, _layout(title, "epoch", metric, xaxis={"dtick": 1}))
 
 
-def importance_figure(data: Sequence[figures.Importance]) -> dict[str, Any]:
+def importance_figure(data: Sequence[figures.Importance], title: str) -> dict[str, Any]:
     ordered = list(reversed(data))
     trace = {
         "type": "bar",
@@ -115,79 +128,51 @@ def importance_figure(data: Sequence[figures.Importance]) -> dict[str, Any]:
         "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
     }
     layout = _layout(
-        "Parameter importances (share of the objective's variance explained)",
-        "importance",
-        "",
-        height=max(260, 40 + 28 * len(data)),
-        margin={"l": 140},
+        title, "importance", "", height=max(260, 40 + 28 * len(data)), margin={"l": 140}
     )
     return _figure([trace], layout)
 
 
+# Where a conditional parameter's inactive trials sit on its parallel-coordinates axis.
+INACTIVE = -0.15
+
+
 def parallel_figure(data: figures.Parallel, maximize: bool) -> dict[str, Any]:
-    """Parallel coordinates drawn with ordinary lines (no WebGL needed)."""
-    count = len(data.axes)
-    values = [v for v in data.objective if math.isfinite(v)]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    # Worst first, so the best lines are drawn on top.
-    order = sorted(range(len(data.numbers)), key=lambda i: data.objective[i], reverse=not maximize)
-    traces = []
-    for i in order:
-        quality = (data.objective[i] - low) / ((high - low) or 1.0)
-        if not maximize:
-            quality = 1.0 - quality
-        colour = (
-            f"rgba({int(220 - 190 * quality)},{int(60 + 80 * quality)},"
-            f"{int(40 + 200 * quality)},{0.25 + 0.6 * quality:.2f})"
-        )
-        traces.append(
+    """Plotly's parallel coordinates (drag along an axis to filter the trials), coloured by the
+    objective; a conditional parameter's inactive trials sit below its axis."""
+    dimensions = []
+    for axis in data.axes:
+        values = [INACTIVE if v is None else v for v in axis.scaled]
+        ticks = list(axis.ticks)
+        if any(v is None for v in axis.scaled):
+            ticks.insert(0, (INACTIVE, "inactive"))
+        dimensions.append(
             {
-                "type": "scatter",
-                "mode": "lines",
-                "x": list(range(count)),
-                "y": [axis.scaled[i] for axis in data.axes],
-                "showlegend": False,
-                "connectgaps": False,
-                "line": {"color": colour, "width": 1.5},
-                "hovertemplate": f"trial {data.numbers[i]}: {data.objective[i]:.4f}<extra></extra>",
+                "label": esc(axis.name)[:24],
+                "values": values,
+                "range": [INACTIVE if ticks[0][0] == INACTIVE else 0.0, 1.0],
+                "tickvals": [tick for tick, _ in ticks],
+                "ticktext": [esc(label)[:24] for _, label in ticks],
             }
         )
-    annotations = [
-        {
-            "x": position,
-            "y": tick,
-            "text": esc(label)[:24],
-            "showarrow": False,
-            "xanchor": "left",
-            "xshift": 4,
-            "font": {"size": 10, "color": "#374151"},
-        }
-        for position, axis in enumerate(data.axes)
-        for tick, label in axis.ticks
-    ]
-    shapes = [
-        {"type": "line", "x0": p, "x1": p, "y0": 0, "y1": 1, "line": {"color": "#9ca3af"}}
-        for p in range(count)
-    ]
-    title = "Parallel coordinates (complete trials, best in blue)"
+    trace = {
+        "type": "parcoords",
+        "line": {
+            "color": _clean(data.objective),
+            "colorscale": "Viridis",
+            "reversescale": not maximize,  # the best trials are yellow either way
+            "showscale": True,
+        },
+        "dimensions": dimensions,
+        "labelangle": -20,
+    }
+    title = "Parallel coordinates (complete trials; drag along an axis to filter)"
     if data.omitted:
         title += f" — {data.omitted} trials not drawn"
-    layout = _layout(
-        title,
-        "",
-        "",
-        height=420,
-        annotations=annotations,
-        shapes=shapes,
-        xaxis={
-            "tickvals": list(range(count)),
-            "ticktext": [esc(a.name) for a in data.axes],
-            "range": [-0.2, count - 0.4],
-            "showgrid": False,
-        },
-        yaxis={"visible": False, "range": [-0.05, 1.05]},
-    )
-    return _figure(traces, layout)
+    layout = _layout(title, "", "", height=460, margin={"l": 80, "r": 80, "t": 110, "b": 40})
+    layout.pop("xaxis")
+    layout.pop("yaxis")
+    return _figure([trace], layout)
 
 
 def slice_figure(data: figures.Slice, metric: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The report page: one self-contained HTML file from a study's records.
 
-The page template, its styles and its script are files in `assets/` beside the vendored plotly.js
-(cartesian bundle), which is embedded once; figures are embedded as JSON and drawn in the page,
-so the file opens with no network. Every user string is escaped by the sections, and every JSON
+The page template, its styles and its script are files in `assets/`; plotly.js comes from the
+plotly package (`plotly.offline.get_plotlyjs()`, the bundle that matches the figures it
+builds) and is embedded once; figures are embedded as JSON and drawn in the page, so the file
+opens with no network. Every user string is escaped by the sections, and every JSON
 payload by `json_for_script`, before it is put into the template.
 """
 
@@ -40,9 +41,21 @@ def render_report(
     *,
     generated: datetime,
     storage: str,
+    optuna_importances: figures.OptunaImportances | None = None,
 ) -> str:
-    """The whole report as one HTML string."""
-    blocks = search_figures(record)
+    """The whole report as one HTML string.
+
+    Args:
+        record: the study.
+        retrains: its retrained models.
+        generated: when the report is made.
+        storage: the store's URL as shown (no password).
+        optuna_importances: Optuna's PED-ANOVA importances, or why there are none. Defaults
+            to `None`: not computed.
+    """
+    import plotly.offline
+
+    blocks = search_figures(record, optuna_importances)
     winner_html, winner_blocks = winner_section(figures.winner(record, retrains), record)
     body = [
         summary_section(record, storage),
@@ -63,12 +76,14 @@ def render_report(
         style=_asset("report.css"),
         body="\n".join(body),
         data="\n".join(scripts),
-        plotly=_asset("plotly-cartesian.min.js"),
+        plotly=plotly.offline.get_plotlyjs(),
         script=_asset("report.js"),
     )
 
 
-def search_figures(record: StudyRecord) -> list[FigureBlock]:
+def search_figures(
+    record: StudyRecord, optuna_importances: figures.OptunaImportances | None = None
+) -> list[FigureBlock]:
     """The search's figures in page order; those with nothing to draw say why."""
     metric = record.metric
     maximize = record.direction == "maximize"
@@ -92,8 +107,8 @@ def search_figures(record: StudyRecord) -> list[FigureBlock]:
         ),
         FigureBlock(
             "importances",
-            "Parameter importances",
-            importance_figure(importances) if importances else None,
+            "Parameter importances (variance of the binned means)",
+            importance_figure(importances, figures.IMPORTANCE_TITLE) if importances else None,
             "Needs at least 4 complete trials with varying parameters.",
         ),
         FigureBlock(
@@ -103,6 +118,18 @@ def search_figures(record: StudyRecord) -> list[FigureBlock]:
             "Needs complete trials.",
         ),
     ]
+    if optuna_importances is not None:
+        blocks.insert(
+            3,
+            FigureBlock(
+                "ped-anova",
+                "Parameter importances (Optuna's PED-ANOVA)",
+                importance_figure(optuna_importances.values, optuna_importances.title)
+                if optuna_importances.values
+                else None,
+                optuna_importances.reason,
+            ),
+        )
     for index, item in enumerate(figures.slices(record, top)):
         if item.x:
             blocks.append(

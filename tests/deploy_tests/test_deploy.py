@@ -175,6 +175,54 @@ def test_export_every_format_of_the_plain_cnn(exported: Path) -> None:
     assert "RandomRotation" not in config and "augment_" not in config
 
 
+def test_saved_model_is_in_tf_servings_layout_with_its_serving_signature(exported: Path) -> None:
+    """`saved_model/1/` (a numbered version under the base path TF Serving is given), read as
+    `saved_model_cli show --all` reads it: the `serving_default` signature takes float32
+    `images` of shape (batch, 8, 8, 1) and gives 10 probabilities."""
+    import tensorflow as tf
+
+    base = exported / "saved_model"
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+    assert (base / "1" / "saved_model.pb").is_file() and (base / "1" / "variables").is_dir()
+    assert _card(exported)["files"]["savedmodel"] == "saved_model/"
+    signature = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+    _, inputs = signature.structured_input_signature
+    assert list(inputs) == ["images"]
+    assert inputs["images"].dtype == tf.float32
+    assert inputs["images"].shape.as_list() == [None, 8, 8, 1]
+    (output,) = signature.structured_outputs.values()
+    assert output.dtype == tf.float32 and output.shape.as_list() == [None, 10]
+    probabilities = next(iter(signature(images=tf.zeros((2, 8, 8, 1))).values())).numpy()
+    assert probabilities.shape == (2, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_comes_from_keras_exporter_and_predict_runs_it_with_onnxruntime(
+    plain_study: Path,
+    exported: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import onnx
+
+    graph = onnx.load(str(exported / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["images"]
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert not dims[0].dim_value and [d.dim_value for d in dims[1:]] == [8, 8, 1]
+    monkeypatch.chdir(plain_study)
+    paths = _images(plain_study)[:4]
+    capsys.readouterr()
+    results = {}
+    for backend in ("keras", "onnx", "savedmodel"):
+        assert main(["predict", exported.name, *paths, "--json", "--backend", backend]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        results[backend] = [line["predictions"][0] for line in lines]
+    for backend in ("onnx", "savedmodel"):
+        for ours, keras_ in zip(results[backend], results["keras"], strict=True):
+            assert ours["class"] == keras_["class"]
+            assert ours["probability"] == pytest.approx(keras_["probability"], abs=1e-4)
+
+
 def test_export_reloads_in_a_fresh_process_with_safe_mode(
     plain_study: Path, exported: Path
 ) -> None:
@@ -207,6 +255,35 @@ def test_int8_export_measures_the_accuracy_change(
     assert change["change"] == pytest.approx(
         change["tflite_test_accuracy"] - change["keras_test_accuracy"]
     )
+
+
+def test_int8_full_has_int8_input_and_output_and_predicts_through_its_quantization(
+    plain_study: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--quantize int8-full (microcontrollers, Edge TPU): int8 tensors in and out, read with
+    LiteRT's interpreter; its test-accuracy change is in the card; predict quantizes the
+    input and dequantizes the output with the model's own scale and zero point."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    monkeypatch.chdir(plain_study)
+    command = ["export", "space", "-o", "full", "--format", "tflite", "--quantize", "int8-full"]
+    assert main(command) == 0
+    interpreter = Interpreter(model_path=str(plain_study / "full" / "model.tflite"))
+    interpreter.allocate_tensors()
+    entry, exit_ = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert entry["dtype"] == np.int8 and exit_["dtype"] == np.int8
+    card = _card(plain_study / "full")
+    assert card["tflite_quantization"] == "int8-full"
+    change = card["tflite_quantized_accuracy_change"]
+    assert isinstance(change, dict) and change["tflite_test_accuracy"] > 0.0
+    assert abs(change["change"]) < 0.1  # int8 changes few test answers
+    paths = _images(plain_study)[:4]
+    capsys.readouterr()
+    assert main(["predict", "full", *paths, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for line in lines:
+        (top,) = line["predictions"]
+        assert 0.0 <= top["probability"] <= 1.01
 
 
 def test_export_of_a_backbone_trained_with_augmentation(

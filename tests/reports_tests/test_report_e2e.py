@@ -45,6 +45,34 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
 
 
+def test_optuna_ped_anova_judges_the_parameters_every_trial_has(tmp_path: Path) -> None:
+    """On a real Optuna study in SQLite: the parameter that drives the objective ranks first,
+    and a conditional one (absent from some trials) is named as left out."""
+    import optuna
+
+    from automl.reports.report import optuna_importances
+    from automl.storage.store import StudyStore
+
+    url = f"sqlite:///{tmp_path / 'automl.db'}"
+    study = optuna.create_study(study_name="ped", storage=url, direction="maximize")
+
+    def objective(trial: optuna.Trial) -> float:
+        matters = trial.suggest_float("matters", 0.0, 1.0)
+        trial.suggest_float("noise", 0.0, 1.0)
+        if trial.suggest_categorical("branch", ["a", "b"]) == "a":
+            trial.suggest_int("conditional", 1, 4)
+        return matters
+
+    study.optimize(objective, n_trials=40)
+    result = optuna_importances(StudyStore(url), "ped")
+    assert result.values[0].name == "matters" and result.values[0].value > 0.5
+    assert {i.name for i in result.values} == {"matters", "noise", "branch"}
+    assert "PED-ANOVA" in result.title and "left out: conditional" in result.title
+    few = optuna.create_study(study_name="few", storage=url)
+    few.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert "at least 10 complete trials" in optuna_importances(StudyStore(url), "few").reason
+
+
 def test_report_leaderboard_matches_show(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "demo"]) == 0
     shown = [
