@@ -18,6 +18,7 @@ from .records import make_record, make_retrain, make_trial, many_trials
 C, P, F = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED
 NOW = datetime(2026, 11, 22, 10, 0, 0)
 
+
 def render(record: object, retrains: list[object] | None = None) -> str:
     return render_report(
         record,
