@@ -54,7 +54,7 @@ def optuna_importances(store: StudyStore, study: str) -> OptunaImportances:
     import optuna
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-    loaded = store.load_study(study)
+    loaded = store.read_study(study)  # the trials write_report's record read, not again
     complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < PED_ANOVA_MIN_TRIALS:
         return OptunaImportances(
@@ -73,8 +73,11 @@ def optuna_importances(store: StudyStore, study: str) -> OptunaImportances:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # In memory: the evaluator reads the trials several times, each a query otherwise.
+            copy = optuna.create_study(directions=loaded.directions)
+            copy.add_trials(complete)
             scores = get_param_importances(
-                loaded, evaluator=PedAnovaImportanceEvaluator(), params=varying, normalize=True
+                copy, evaluator=PedAnovaImportanceEvaluator(), params=varying, normalize=True
             )
     except (ValueError, RuntimeError, ZeroDivisionError) as exc:
         return OptunaImportances([], reason=f"PED-ANOVA could not be computed: {exc}")

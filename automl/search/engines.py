@@ -95,6 +95,11 @@ def make_sampler(
             )
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(10, 2 * slots))
     if name == "cmaes":
+        if importlib.util.find_spec("cmaes") is None:
+            raise UsageError(
+                "--sampler cmaes needs the cmaes package (Optuna's CMA-ES sampler uses it); "
+                "install it (pip install 'automl-keras[cmaes]') or pick --sampler tpe."
+            )
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=max(1, slots))
     if name == "qmc":
         with warnings.catch_warnings():

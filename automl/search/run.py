@@ -5,6 +5,7 @@ scheduler's loop runs with a real pool of worker processes and the run is summar
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import threading
 import time
@@ -59,6 +60,11 @@ def run_search(
         raise UsageError(f"--trials must be at least 1, got {config.trials}.")
     if config.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {config.repeats}.")
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError(
+            "--tensorboard needs the tensorboard package; install it (pip install "
+            "'automl-keras[tensorboard]') or search without --tensorboard."
+        )
     settings = read_space_settings(config.space)
     objective = Objective.parse(config.objective) if config.objective else settings.objective
     epochs = config.epochs or settings.epochs or 10

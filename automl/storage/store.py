@@ -76,6 +76,7 @@ class StudyStore:
         # What `record` keeps between reads: the study (Optuna caches its finished trials) and
         # the finished trials' records, by (name, study id).
         self._studies: dict[tuple[str, int], optuna.Study] = {}
+        self._last_read: dict[str, optuna.Study] = {}
         self._finished_records: dict[tuple[str, int], dict[int, TrialRecord]] = {}
         if create:
             self._storage = self._open(create, heartbeat_interval)
@@ -194,6 +195,12 @@ class StudyStore:
     def study_names(self) -> list[str]:
         return sorted(s.study_name for s in self.storage.get_all_studies())
 
+    def read_study(self, name: str) -> optuna.Study:
+        """The Optuna study `record(name)` last read, with its trials cached (each
+        `optuna.load_study` would read them all again); else a fresh `load_study`."""
+        found = self._last_read.get(name)
+        return found if found is not None else self.load_study(name)
+
     def load_study(self, name: str) -> optuna.Study:
         """An existing study; the error lists the studies that exist."""
         import optuna
@@ -224,6 +231,7 @@ class StudyStore:
         except KeyError:
             return False
         self._studies = {k: v for k, v in self._studies.items() if k[0] != name}
+        self._last_read.pop(name, None)
         self._finished_records = {k: v for k, v in self._finished_records.items() if k[0] != name}
         tables = ResultTables(self.url)
         try:
@@ -273,6 +281,7 @@ class StudyStore:
         if study is None:
             study = optuna.load_study(study_name=name, storage=self.storage)
             self._studies[key] = study
+        self._last_read[name] = study
         attrs = self.storage.get_study_user_attrs(study_id)
         directions = self.storage.get_study_directions(study_id)
         objective = keys.StoredObjective.from_json(
