@@ -20,3 +20,22 @@ def test_b2_recount_credits_each_epoch_when_it_ends() -> None:
     assert curve == [(1.0, 1, 0.3), (2.0, 2, 0.5), (4.0, 3, 0.9), (6.0, 4, 0.9)]
     assert reached(curve, 0.9) == (4.0, 3)
     assert reached(curve, 0.95) == (None, None)
+
+
+def test_pruning_analysis_replays_optunas_successive_halving() -> None:
+    """The replay decides as Optuna's SuccessiveHalvingPruner (min_resource 1, η = 3): at each
+    rung a trial goes on only if it is in the top third of the values seen there so far."""
+    from benchmarks.b2_pruning_analysis import analyse, replay, rungs, signal
+
+    def flat(accuracy: float, epochs: int = 9) -> list[dict[str, float]]:
+        return [{"val_accuracy": accuracy, "val_loss": 1 - accuracy}] * epochs
+
+    curves = [flat(0.5), flat(0.9), flat(0.4), flat(0.95)]
+    assert rungs(9) == [1, 3] and rungs(27) == [1, 3, 9]
+    assert replay(curves, lambda c, e: signal("val_accuracy", c, e), 9) == [9, 9, 1, 9]
+    late = [{"val_accuracy": a, "val_loss": 1.0} for a in (0.1, 0.2, 0.99)]
+    assert signal("smoothed", late, 3) == (0.1 + 0.2 + 0.99) / 3
+    assert signal("best_so_far", late, 2) == 0.2 and signal("val_loss", late, 1) == -1.0
+    result = analyse(curves, 9)
+    assert result["winner"] == 3 and result["signals"]["val_accuracy"]["winner_pruned_at"] is None
+    assert result["signals"]["val_accuracy"]["epochs"] == 28

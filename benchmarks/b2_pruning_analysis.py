@@ -1,0 +1,229 @@
+"""Issue 22, "understand why": would the default pruner have pruned the eventual winner?
+
+Runs searches with no pruning and no early stopping (every trial trains all its epochs, random
+sampler so the population does not depend on pruning), then replays Optuna's asynchronous
+successive halving (min_resource 1, η = 3: rungs at epochs 1, 3, 9, …) over the recorded
+curves in trial order, once per pruning signal:
+
+- `val_accuracy`: the value at the rung's epoch (what the default pruner sees today);
+- `val_loss`: the validation loss at the rung's epoch (minimised);
+- `smoothed`: validation accuracy averaged over the last 3 epochs up to the rung;
+- `best_so_far`: the best validation accuracy up to the rung.
+
+For each signal it reports at which rung the eventual winner (best validation accuracy over
+all epochs; ties broken by validation loss) would have been pruned, how many of the final
+top 5 survive every rung, the epochs the replay trains, and the best validation accuracy among
+the trials it lets finish. It also reports how noisy rung 1 is: the spread of epoch-1
+validation accuracy against the final one (rank correlation).
+
+    python benchmarks/b2_pruning_analysis.py [--data digits] [--trials 30] [--epochs 27]
+        [--seeds 3] [--workers 2] [--space spaces/cnn.py]
+
+Results go to `results/b2_pruning_analysis_<data>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import REPO, median, table, write_result
+
+ETA = 3
+TOP = 5
+SMOOTHING = 3
+
+# A trial's curve: one dict of logs per epoch (val_accuracy, val_loss, …), as histories hold.
+Curve = Sequence[dict[str, float]]
+
+
+def signal(name: str, curve: Curve, epoch: int) -> float:
+    """The pruning signal of a curve at a 1-based epoch, larger is better."""
+    upto = curve[:epoch]
+    if name == "val_accuracy":
+        return float(upto[-1]["val_accuracy"])
+    if name == "val_loss":
+        return -float(upto[-1]["val_loss"])
+    if name == "smoothed":
+        window = upto[-SMOOTHING:]
+        return sum(float(e["val_accuracy"]) for e in window) / len(window)
+    if name == "best_so_far":
+        return max(float(e["val_accuracy"]) for e in upto)
+    raise ValueError(f"unknown signal {name!r}")
+
+
+SIGNALS = ("val_accuracy", "val_loss", "smoothed", "best_so_far")
+
+
+def rungs(epochs: int, eta: int = ETA) -> list[int]:
+    """Epochs at which successive halving (min_resource 1) compares trials, below `epochs`."""
+    out, step = [], 1
+    while step < epochs:
+        out.append(step)
+        step *= eta
+    return out
+
+
+def replay(
+    curves: Sequence[Curve], score: Callable[[Curve, int], float], epochs: int, eta: int = ETA
+) -> list[int]:
+    """Asynchronous successive halving over the curves in order, as Optuna's pruner decides:
+    at each rung a trial goes on only if its signal is among the top 1/η of the values that
+    trials reached at that rung so far (itself included). Returns the epochs each trial trains."""
+    seen: dict[int, list[float]] = {}
+    trained = []
+    for curve in curves:
+        length = min(epochs, len(curve))
+        stop = length
+        for rung in rungs(length, eta):
+            value = score(curve, rung)
+            values = seen.setdefault(rung, [])
+            values.append(value)
+            keep = max(1, len(values) // eta)
+            cutoff = sorted(values, reverse=True)[keep - 1]
+            if value < cutoff:
+                stop = rung
+                break
+        trained.append(stop)
+    return trained
+
+
+def winner_key(curve: Curve) -> tuple[float, float]:
+    """The eventual winner's order: best validation accuracy, then lower validation loss."""
+    best = max(range(len(curve)), key=lambda i: (curve[i]["val_accuracy"], -curve[i]["val_loss"]))
+    return (float(curve[best]["val_accuracy"]), -float(curve[best]["val_loss"]))
+
+
+def analyse(curves: Sequence[Curve], epochs: int) -> dict[str, Any]:
+    """What each signal's replay does to the winner and the top trials of these curves."""
+    order = sorted(range(len(curves)), key=lambda i: winner_key(curves[i]), reverse=True)
+    winner, top = order[0], set(order[:TOP])
+    finals = [winner_key(c)[0] for c in curves]
+    result: dict[str, Any] = {
+        "trials": len(curves),
+        "winner": winner,
+        "winner_best_val_accuracy": finals[winner],
+        "rank_correlation_epoch1_vs_final": _spearman(
+            [float(c[0]["val_accuracy"]) for c in curves], finals
+        ),
+        "signals": {},
+    }
+    for name in SIGNALS:
+        trained = replay(curves, lambda c, e, n=name: signal(n, c, e), epochs)
+        survivors = [i for i, t in enumerate(trained) if t >= min(epochs, len(curves[i]))]
+        reached = [
+            max(float(e["val_accuracy"]) for e in curves[i][: trained[i]])
+            for i in range(len(curves))
+        ]
+        result["signals"][name] = {
+            "winner_pruned_at": None if winner in survivors else trained[winner],
+            "top5_survivors": len(top & set(survivors)),
+            "epochs": sum(trained),
+            "best_val_accuracy_reached": max(reached),
+        }
+    return result
+
+
+def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def search_curves(
+    space: str, data: str, trials: int, epochs: int, seed: int, workers: int
+) -> list[Curve]:
+    """A search with no pruning and no early stopping; every trial's per-epoch logs."""
+    import os
+    import tempfile
+
+    from automl.search import SearchConfig, run_search
+
+    home = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            config = SearchConfig(
+                space=str(Path(home, space).resolve()),
+                trials=trials,
+                epochs=epochs,
+                data=data,
+                sampler="random",
+                pruner="none",
+                patience=None,
+                seed=seed,
+                workers=workers,
+                study=f"analysis-{seed}",
+            )
+            summary = run_search(config, gpu_probe=lambda: [])
+            histories = Path(folder) / "runs" / summary.study / "histories"
+            curves = []
+            for trial in summary.record.trials:
+                path = histories / f"trial-{trial.number}.json"
+                if trial.state.value == "complete" and path.is_file():
+                    curves.append(json.loads(path.read_text()))
+            return curves
+        finally:
+            os.chdir(home)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default=str(REPO / "spaces" / "cnn.py"))
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=27)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    runs = []
+    for seed in range(args.seeds):
+        curves = search_curves(args.space, args.data, args.trials, args.epochs, seed, args.workers)
+        runs.append({"seed": seed, **analyse(curves, args.epochs), "curves": curves})
+        print(f"seed {seed}: {len(curves)} trials analysed", flush=True)
+    rows = []
+    for name in SIGNALS:
+        per_seed = [r["signals"][name] for r in runs]
+        rows.append(
+            [
+                name,
+                sum(s["winner_pruned_at"] is not None for s in per_seed),
+                " ".join(str(s["winner_pruned_at"] or "-") for s in per_seed),
+                median([s["top5_survivors"] for s in per_seed]),
+                median([s["epochs"] for s in per_seed]),
+                " ".join(f"{s['best_val_accuracy_reached']:.4f}" for s in per_seed),
+            ]
+        )
+    print(
+        table(
+            rows,
+            [
+                "signal",
+                "winner pruned (seeds)",
+                "pruned at epoch",
+                "top-5 kept (median)",
+                "epochs (median)",
+                "best reached per seed",
+            ],
+        )
+    )
+    print(
+        "winner's best val_accuracy per seed: "
+        + " ".join(f"{r['winner_best_val_accuracy']:.4f}" for r in runs)
+        + "; Spearman(epoch-1 val_accuracy, final best) per seed: "
+        + " ".join(f"{r['rank_correlation_epoch1_vs_final']:.2f}" for r in runs)
+    )
+    write_result(
+        f"b2_pruning_analysis_{Path(args.data).stem}",
+        {"settings": vars(args), "runs": runs},
+    )
+
+
+if __name__ == "__main__":
+    main()
