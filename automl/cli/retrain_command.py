@@ -191,7 +191,10 @@ def retrain_in_subprocess(
     env = {**os.environ, "AUTOML_STORAGE": storage}
     completed = (run or subprocess.run)(
         # File descriptor 2: the process's stderr even where sys.stderr is replaced.
-        command, env=env, check=False, stdout=2 if output_to_stderr else None
+        command,
+        env=env,
+        check=False,
+        stdout=2 if output_to_stderr else None,
     )
     if completed.returncode != 0:
         console.print(

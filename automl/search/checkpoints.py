@@ -36,14 +36,22 @@ class CheckpointKeeper:
         """Rank the complete trials a resumed study already has."""
         for t in trials:
             if t.state is TrialState.COMPLETE and t.value is not None:
-                self.note_complete(t.number, t.value, t.epochs_run, t.params_count)
+                self.note_complete(
+                    t.number, t.value, t.epochs_run, t.params_count, tiebreak=t.best_val_loss
+                )
 
     def note_complete(
-        self, number: int, value: float, epochs_run: int, params_count: int | None
+        self,
+        number: int,
+        value: float,
+        epochs_run: int,
+        params_count: int | None,
+        *,
+        tiebreak: float | None = None,
     ) -> None:
         self._complete[number] = (
             value,
-            rank_key(self.direction, value, epochs_run, params_count, number),
+            rank_key(self.direction, value, epochs_run, params_count, number, tiebreak=tiebreak),
         )
 
     def ranked(self) -> list[int]:

@@ -28,6 +28,7 @@ from automl.spaces.hyperparameters import Answers, HyperParameters, Value
 from automl.spaces.loader import Objective, Space
 from automl.spaces.plan import TrainingPlan
 from automl.storage.attributes import FailureKind
+from automl.storage.records import TIEBREAK_METRIC
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,13 @@ class TrialResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """The validation loss at the best epoch (what breaks ties in the objective)."""
+        if self.best_epoch is None or not 0 < self.best_epoch <= len(self.history):
+            return None
+        return self.history[self.best_epoch - 1].get(TIEBREAK_METRIC)
 
 
 def run_trial(
@@ -405,7 +413,7 @@ class EpochTracker:
             self.nan_epoch = epoch
             self._stop(model)
             return False
-        if self.best_value is None or self.objective.better(value, self.best_value):
+        if self._improves(value, metrics):
             self.best_value, self.best_epoch = value, epoch
             if (
                 self.checkpoint is not None
@@ -421,6 +429,18 @@ class EpochTracker:
         if self.resume is not None and self.resume.due(epoch):
             self._save_resume_point(model, epoch)
         return True
+
+    def _improves(self, value: float, metrics: Mapping[str, float]) -> bool:
+        """Whether this epoch is the trial's new best: a better objective, or the same with a
+        lower validation loss (accuracy on a few hundred images ties often)."""
+        if self.best_value is None or self.objective.better(value, self.best_value):
+            return True
+        if value != self.best_value or self.objective.metric == TIEBREAK_METRIC:
+            return False
+        assert self.best_epoch is not None
+        loss = metrics.get(TIEBREAK_METRIC)
+        best = self.history[self.best_epoch - 1].get(TIEBREAK_METRIC)
+        return loss is not None and best is not None and loss < best
 
     def _save_resume_point(self, model: Any, epoch: int) -> None:
         assert self.resume is not None

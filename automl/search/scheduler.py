@@ -389,7 +389,11 @@ class Scheduler:
             self.finished += 1
         if state is TrialState.COMPLETE and result.best_value is not None:
             self.checkpoints.note_complete(
-                number, result.best_value, result.epochs_run, result.params_count
+                number,
+                result.best_value,
+                result.epochs_run,
+                result.params_count,
+                tiebreak=result.best_val_loss,
             )
         if result.outcome is Outcome.FAILED:
             self._failed(result.failure or "unknown")

@@ -330,6 +330,7 @@ class SearchStudy:
             failure=result.failure,
             failure_kind=result.failure_kind,
             worker_rss_mib=rss_mib,
+            best_val_loss=result.best_val_loss,
         )
         trial.set_user_attr(keys.RESULT, outcome.to_json())
         if result.outcome is Outcome.COMPLETE and result.best_value is not None:

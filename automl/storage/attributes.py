@@ -371,6 +371,7 @@ class TrialOutcome:
         failure: why it failed.
         failure_kind: the class of failure.
         worker_rss_mib: the worker's resident memory when the trial ended.
+        best_val_loss: the validation loss at the best epoch (breaks ties in the objective).
     """
 
     epochs_run: int = 0
@@ -380,9 +381,11 @@ class TrialOutcome:
     failure: str | None = None
     failure_kind: FailureKind | None = None
     worker_rss_mib: float | None = None
+    best_val_loss: float | None = None
 
     def to_json(self) -> JSON:
         return {
+            "best_val_loss": self.best_val_loss,
             "worker_rss_mib": round(self.worker_rss_mib, 1)
             if self.worker_rss_mib is not None
             else None,
@@ -406,6 +409,7 @@ class TrialOutcome:
             failure=data.get("failure"),
             failure_kind=FailureKind.parse(data.get("failure_kind")),
             worker_rss_mib=_optional_float(data.get("worker_rss_mib")),
+            best_val_loss=_optional_float(data.get("best_val_loss")),
         )
 
     @classmethod

@@ -75,6 +75,7 @@ class TrialRecord:
         timings: seconds spent building, training, in total, per epoch.
         resumed_epoch: for a retry that continued its killed trial mid-way, the epochs it took
             over; None otherwise.
+        best_val_loss: the validation loss at the best epoch (breaks ties in the objective).
     """
 
     number: int
@@ -92,6 +93,7 @@ class TrialRecord:
     retry_of: int | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     resumed_epoch: int | None = None
+    best_val_loss: float | None = None
 
     @property
     def duration(self) -> float | None:
@@ -108,6 +110,7 @@ class TrialRecord:
             "value": self.value,
             "params": dict(self.params),
             "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
             "epochs_run": self.epochs_run,
             "resumed_epoch": self.resumed_epoch,
             "params_count": self.params_count,
@@ -121,15 +124,29 @@ class TrialRecord:
         }
 
 
+# What breaks a tie in the objective, within a trial (its best epoch) and between trials:
+# validation accuracy on a few hundred images moves in steps of one image, so ties are common,
+# and the lower validation loss is the choice least flattered by that noise.
+TIEBREAK_METRIC = "val_loss"
+
+
 def rank_key(
-    direction: str, value: float | None, epochs_run: int, params_count: int | None, number: int
-) -> tuple[float, float, float, float]:
-    """Sort key of one trial among trials of the same state: objective (best first), then cost
-    (fewer epochs, then fewer parameters), then age. The report, retraining and the search's
-    choice of which checkpoints to keep all rank with it, so ties resolve the same way."""
+    direction: str,
+    value: float | None,
+    epochs_run: int,
+    params_count: int | None,
+    number: int,
+    *,
+    tiebreak: float | None = None,
+) -> tuple[float, float, float, float, float]:
+    """Sort key of one trial among trials of the same state: objective (best first), then the
+    validation loss at its best epoch (`tiebreak`, lower first; unknown last), then cost (fewer
+    epochs, then fewer parameters), then age. The report, retraining and the search's choice of
+    which checkpoints to keep all rank with it, so ties resolve the same way."""
     sign = -1.0 if direction == "maximize" else 1.0
     objective = sign * value if value is not None and math.isfinite(value) else math.inf
-    return (objective, float(epochs_run), float(params_count or 0), float(number))
+    loss = tiebreak if tiebreak is not None and math.isfinite(tiebreak) else math.inf
+    return (objective, loss, float(epochs_run), float(params_count or 0), float(number))
 
 
 @dataclass(frozen=True)
@@ -168,7 +185,8 @@ class StudyRecord:
 
     def ranked(self) -> list[TrialRecord]:
         """Trials ranked by state (complete, pruned, failed, running, waiting), then objective
-        (best first), then cost (fewer epochs, then fewer parameters)."""
+        (best first), then validation loss at the best epoch, then cost (fewer epochs, then
+        fewer parameters)."""
         order = list(TrialState)
 
         def key(trial: TrialRecord) -> tuple[float, ...]:
@@ -180,6 +198,7 @@ class StudyRecord:
                     trial.epochs_run,
                     trial.params_count,
                     trial.number,
+                    tiebreak=trial.best_val_loss,
                 ),
             )
 

@@ -357,6 +357,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         best_epoch=outcome.best_epoch if outcome else None,
         epochs_run=outcome.epochs_run if outcome else max(intermediate, default=0),
         params_count=outcome.params_count if outcome else None,
+        best_val_loss=outcome.best_val_loss if outcome else None,
         started=trial.datetime_start,
         completed=trial.datetime_complete,
         slot=launch.slot if launch else None,

@@ -450,3 +450,35 @@ def test_repeats_train_each_configuration_with_several_seeds_and_report_the_mean
         space, digits, answers, epochs=3, seed=7, repeats=2, on_epoch=lambda e, m: False
     )
     assert pruned.outcome is Outcome.PRUNED and len(pruned.history) == 1
+
+
+def test_a_tie_in_the_objective_goes_to_the_lower_validation_loss() -> None:
+    """Validation accuracy on a few hundred images moves in steps of one image: within a trial
+    an epoch that ties the best accuracy with a lower validation loss becomes the best epoch,
+    and between trials the lower loss at the best epoch ranks first (report, retrain, kept
+    checkpoints)."""
+    from automl.search.runner import EpochTracker
+    from automl.storage.records import StudyRecord, TrialRecord, TrialState
+
+    tracker = EpochTracker(Objective("val_accuracy", "maximize"), None, None)
+    for epoch, (accuracy, loss) in enumerate([(0.9, 0.5), (0.9, 0.3), (0.9, 0.4), (0.8, 0.1)]):
+        assert tracker.end_epoch(None, epoch + 1, {"val_accuracy": accuracy, "val_loss": loss})
+    assert tracker.best_epoch == 2 and tracker.best_value == 0.9
+    result = tracker.result({}, {})
+    assert result.best_val_loss == 0.3
+    by_loss = Objective("val_loss", "minimize")
+    tracker = EpochTracker(by_loss, None, None)
+    for epoch, loss in enumerate([0.5, 0.5]):
+        tracker.end_epoch(None, epoch + 1, {"val_loss": loss})
+    assert tracker.best_epoch == 1  # the objective is the loss: a tie stays with the first
+
+    def trial(number: int, loss: float | None) -> TrialRecord:
+        return TrialRecord(
+            number, TrialState.COMPLETE, 0.9, best_epoch=1, epochs_run=1, best_val_loss=loss
+        )
+
+    record = StudyRecord("s", "val_accuracy", "maximize", trials=(trial(0, 0.4), trial(1, 0.2)))
+    assert [t.number for t in record.ranked()] == [1, 0]
+    assert record.best() is not None and record.best().number == 1  # type: ignore[union-attr]
+    unknown = StudyRecord("s", "val_accuracy", "maximize", trials=(trial(0, None), trial(1, 0.5)))
+    assert [t.number for t in unknown.ranked()] == [1, 0]  # an unknown loss ranks after

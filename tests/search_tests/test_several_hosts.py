@@ -89,7 +89,14 @@ def executions(workdir: Path) -> int:
 def best_k(trials: list[TrialRecord]) -> set[int]:
     complete = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     complete.sort(
-        key=lambda t: rank_key("maximize", t.value or 0.0, t.epochs_run, t.params_count, t.number)
+        key=lambda t: rank_key(
+            "maximize",
+            t.value or 0.0,
+            t.epochs_run,
+            t.params_count,
+            t.number,
+            tiebreak=t.best_val_loss,
+        )
     )
     return {t.number for t in complete[:KEEP]}
 
