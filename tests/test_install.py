@@ -62,6 +62,7 @@ def _installed(venv: Path) -> set[str]:
     return {line.split("==")[0].lower().replace("_", "-") for line in listed.stdout.splitlines()}
 
 
+@pytest.mark.slow  # 2 minutes of pip and a search: nightly (python -m pytest -m slow)
 def test_the_core_install_has_no_extra_and_runs_a_search(core_venv: Path, tmp_path: Path) -> None:
     installed = _installed(core_venv)
     assert not installed & set(EXTRAS_ONLY), installed & set(EXTRAS_ONLY)
