@@ -186,7 +186,12 @@ def main() -> None:
     for seed in range(args.seeds):
         curves = search_curves(args.space, args.data, args.trials, args.epochs, seed, args.workers)
         runs.append({"seed": seed, **analyse(curves, args.epochs), "curves": curves})
-        print(f"seed {seed}: {len(curves)} trials analysed", flush=True)
+        outcome = runs[-1]["signals"]
+        print(
+            f"seed {seed}: {len(curves)} trials; winner pruned at: "
+            + ", ".join(f"{n} {outcome[n]['winner_pruned_at'] or '-'}" for n in SIGNALS),
+            flush=True,
+        )
     rows = []
     for name in SIGNALS:
         per_seed = [r["signals"][name] for r in runs]
