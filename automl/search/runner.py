@@ -437,9 +437,11 @@ class EpochTracker:
             return True
         if value != self.best_value or self.objective.metric == TIEBREAK_METRIC:
             return False
-        assert self.best_epoch is not None
+        index = (self.best_epoch or 0) - 1
+        if not 0 <= index < len(self.history):
+            return False
         loss = metrics.get(TIEBREAK_METRIC)
-        best = self.history[self.best_epoch - 1].get(TIEBREAK_METRIC)
+        best = self.history[index].get(TIEBREAK_METRIC)
         return loss is not None and best is not None and loss < best
 
     def _save_resume_point(self, model: Any, epoch: int) -> None:
