@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.data.dataset import Dataset, Split
+from automl.data.dataset import Dataset, Split, check_fraction
 from automl.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -58,9 +58,9 @@ class _SplitFile:
             return
         if self.handle is None:
             self.handle = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
-        data = np.ascontiguousarray(images)
-        self.handle.write(data.tobytes())
-        self.digest.update(data.tobytes())
+        data = np.ascontiguousarray(images).tobytes()
+        self.handle.write(data)
+        self.digest.update(data)
         self.labels.append(labels.astype(np.int64))
         self.rows += len(labels)
 
@@ -110,6 +110,8 @@ def save_tf_data(
     Raises:
         DataError: elements, shapes, labels or splits that cannot work, with the fix.
     """
+    check_fraction(val_split, "validation_split")
+    check_fraction(test_split, "test_split")
     given = {"train": train, "val": validation, "test": test}
     specs = {name: _image_dtype(d, _where(name)) for name, d in given.items() if d is not None}
     # One dtype for every split: uint8 stays uint8 (4x less disk and page cache), else float32.
