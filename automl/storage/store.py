@@ -76,7 +76,6 @@ class StudyStore:
         # What `record` keeps between reads: the study (Optuna caches its finished trials) and
         # the finished trials' records, by (name, study id).
         self._studies: dict[tuple[str, int], optuna.Study] = {}
-        self._last_read: dict[str, optuna.Study] = {}
         self._finished_records: dict[tuple[str, int], dict[int, TrialRecord]] = {}
         if create:
             self._storage = self._open(create, heartbeat_interval)
@@ -196,10 +195,27 @@ class StudyStore:
         return sorted(s.study_name for s in self.storage.get_all_studies())
 
     def read_study(self, name: str) -> optuna.Study:
-        """The Optuna study `record(name)` last read, with its trials cached (each
-        `optuna.load_study` would read them all again); else a fresh `load_study`."""
-        found = self._last_read.get(name)
-        return found if found is not None else self.load_study(name)
+        """The Optuna study `record(name)` reads through, with its trials cached (each
+        `optuna.load_study` would read them all again)."""
+        return self._cached_study(name)[0]
+
+    def _cached_study(self, name: str) -> tuple[optuna.Study, int]:
+        """The study kept between reads, and its id; the error lists the studies if none."""
+        import optuna
+
+        check_study_name(name)
+        try:
+            study_id = self.storage.get_study_id_from_name(name)
+        except KeyError:
+            self.load_study(name)  # raises the error that lists the studies
+            # A search created it between the two looks: read it.
+            study_id = self.storage.get_study_id_from_name(name)
+        key = (name, study_id)
+        study = self._studies.get(key)
+        if study is None:
+            study = optuna.load_study(study_name=name, storage=self.storage)
+            self._studies[key] = study
+        return study, study_id
 
     def load_study(self, name: str) -> optuna.Study:
         """An existing study; the error lists the studies that exist."""
@@ -231,7 +247,6 @@ class StudyStore:
         except KeyError:
             return False
         self._studies = {k: v for k, v in self._studies.items() if k[0] != name}
-        self._last_read.pop(name, None)
         self._finished_records = {k: v for k, v in self._finished_records.items() if k[0] != name}
         tables = ResultTables(self.url)
         try:
@@ -267,21 +282,8 @@ class StudyStore:
         Optuna's cached storage re-reads unfinished and new trials only, and finished trials
         are converted once.
         """
-        import optuna
-
-        check_study_name(name)
-        try:
-            study_id = self.storage.get_study_id_from_name(name)
-        except KeyError:
-            self.load_study(name)  # raises the error that lists the studies
-            # A search created it between the two looks: read it.
-            study_id = self.storage.get_study_id_from_name(name)
+        study, study_id = self._cached_study(name)
         key = (name, study_id)
-        study = self._studies.get(key)
-        if study is None:
-            study = optuna.load_study(study_name=name, storage=self.storage)
-            self._studies[key] = study
-        self._last_read[name] = study
         attrs = self.storage.get_study_user_attrs(study_id)
         directions = self.storage.get_study_directions(study_id)
         objective = keys.StoredObjective.from_json(
