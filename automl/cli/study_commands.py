@@ -324,6 +324,8 @@ def _finish_search(
 
 def search_json(summary: Any, report: Path | None) -> dict[str, Any]:
     """`automl search --json`: how the search ended, the best trial, the report."""
+    from automl.storage.records import counts_json
+
     record: StudyRecord = summary.record
     best = record.best()
     return {
@@ -332,7 +334,7 @@ def search_json(summary: Any, report: Path | None) -> dict[str, Any]:
         "direction": record.direction,
         "target": summary.target,
         "finished": record.finished,
-        "counts": {state.value: n for state, n in record.counts().items()},
+        "counts": counts_json(record.counts()),
         "stopped": summary.stopped or None,
         "seconds": round(summary.seconds, 3),
         "best": None
@@ -475,12 +477,14 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
     if args.top:
         ranked = ranked[: args.top]
     if args.json:
+        from automl.storage.records import counts_json
+
         print_json(
             {
                 "study": record.name,
                 "metric": record.metric,
                 "direction": record.direction,
-                "counts": {state.value: n for state, n in record.counts().items()},
+                "counts": counts_json(record.counts()),
                 "finished": record.finished,
                 "trials": [{"rank": rank, **trial.to_json()} for rank, trial in ranked],
             }

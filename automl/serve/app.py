@@ -37,7 +37,7 @@ from automl.serve.jobs import Job, JobManager
 from automl.serve.optuna_ui import PREFIX as OPTUNA_PREFIX
 from automl.serve.optuna_ui import OptunaDashboard
 from automl.serve.security import check_image, check_token, inside
-from automl.storage.records import StudyRecord, TrialState
+from automl.storage.records import StudyRecord, TrialState, counts_json
 from automl.storage.urls import check_study_name, redact_text
 
 
@@ -136,7 +136,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             "name": study.name,
             "metric": study.metric,
             "direction": study.direction,
-            "counts": {state.value: n for state, n in study.counts().items()},
+            "counts": counts_json(study.counts()),
             "finished": study.finished,
             "best": best.to_json() if best else None,
             "running": [t.to_json() for t in study.trials if t.state is TrialState.RUNNING],

@@ -33,6 +33,11 @@ class TrialState(str, Enum):
         return self in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+def counts_json(counts: Mapping[TrialState, int]) -> dict[str, int]:
+    """Trials by state as JSON gives them (`{"complete": 3, "pruned": 5, …}`)."""
+    return {state.value: n for state, n in counts.items()}
+
+
 @dataclass(frozen=True)
 class StudySummary:
     """One line of `automl studies`."""
@@ -47,7 +52,7 @@ class StudySummary:
         """As `automl studies --json` and the service's `/api/studies` give it."""
         return {
             "name": self.name,
-            "counts": {state.value: n for state, n in self.counts.items()},
+            "counts": counts_json(self.counts),
             "best_value": self.best_value,
             "direction": self.direction,
             "last_update": self.last_update.isoformat() if self.last_update else None,
