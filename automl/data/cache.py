@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,18 +106,27 @@ def open_cache(folder: Path) -> CachedSplits:
     """Memory-map a complete cache (nothing of the files is read here)."""
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     shape = tuple(int(n) for n in meta["shape"])
+    splits = map_splits(folder, shape, np.dtype(np.uint8), suffix=".u8")
+    bad = tuple((Path(p), str(why)) for p, why in meta.get("bad", []))
+    return CachedSplits(splits, str(meta["sha256"]), bad, folder)
+
+
+def map_splits(
+    folder: Path, shape: tuple[int, ...], dtype: np.dtype[Any], *, suffix: str
+) -> dict[str, Split]:
+    """The splits of a folder of row files (`<split><suffix>`, row i is image i) beside their
+    labels (`labels.npz`), memory-mapped: nothing of the files is read here."""
     splits = {}
     with np.load(folder / "labels.npz", allow_pickle=False) as labels:
         for name in SPLITS:
             y = labels[name]
             x = (
-                np.memmap(folder / f"{name}.u8", dtype=np.uint8, mode="r", shape=(len(y), *shape))
+                np.memmap(folder / f"{name}{suffix}", dtype=dtype, mode="r", shape=(len(y), *shape))
                 if len(y)
-                else np.zeros((0, *shape), dtype=np.uint8)
+                else np.zeros((0, *shape), dtype=dtype)
             )
             splits[name] = Split(x, y)
-    bad = tuple((Path(p), str(why)) for p, why in meta.get("bad", []))
-    return CachedSplits(splits, str(meta["sha256"]), bad, folder)
+    return splits
 
 
 def _build(

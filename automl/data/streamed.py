@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from automl.data.dataset import Dataset, Split, check_fraction
+from automl.data.cache import SPLITS, map_splits
+from automl.data.dataset import Dataset, check_fraction
 from automl.errors import DataError
 
-SPLITS = ("train", "val", "test")
 SCALE_CHUNK_ROWS = 1024
 SOURCE = "tf.data"
 
@@ -180,13 +180,7 @@ def open_tf_data(folder: Path) -> Dataset:
     """Memory-map what `save_tf_data` wrote (nothing of the files is read here)."""
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     shape = tuple(int(n) for n in meta["shape"])
-    dtype = np.dtype(meta["dtype"])
-    splits = {}
-    with np.load(folder / "labels.npz", allow_pickle=False) as labels:
-        for name in SPLITS:
-            y = labels[name]
-            x = np.memmap(folder / f"{name}.bin", dtype=dtype, mode="r", shape=(len(y), *shape))
-            splits[name] = Split(x, y)
+    splits = map_splits(folder, shape, np.dtype(meta["dtype"]), suffix=".bin")
     return Dataset(
         source=SOURCE,
         train=splits["train"],
