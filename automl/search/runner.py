@@ -9,12 +9,13 @@ It never raises for a failed trial: the failure is in the result, with its reaso
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -44,6 +45,13 @@ class Outcome(str, Enum):
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
+
+
+def tiebreak_at(history: Sequence[Mapping[str, float]], epoch: int | None) -> float | None:
+    """The tie-breaking metric (validation loss) at a 1-based epoch of a history, if recorded."""
+    if epoch is None or not 0 < epoch <= len(history):
+        return None
+    return history[epoch - 1].get(TIEBREAK_METRIC)
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,7 @@ class TrialResult:
     @property
     def best_val_loss(self) -> float | None:
         """The validation loss at the best epoch (what breaks ties in the objective)."""
-        if self.best_epoch is None or not 0 < self.best_epoch <= len(self.history):
-            return None
-        return self.history[self.best_epoch - 1].get(TIEBREAK_METRIC)
+        return tiebreak_at(self.history, self.best_epoch)
 
 
 def run_trial(
@@ -181,8 +187,8 @@ def run_trial(
         if tensorboard is not None:
             callbacks.append(_tensorboard(tensorboard, hp.values))
         if repeats > 1:
-            scalars = _mean_scalars(tensorboard) if tensorboard is not None else None
-            _fit_repeats(training, plan, tracker, repeats, patience, verbose, scalars)
+            with _mean_scalars(tensorboard) as scalars:
+                _fit_repeats(training, plan, tracker, repeats, patience, verbose, scalars)
         else:
             training.fit(
                 plan,
@@ -267,10 +273,17 @@ def _tensorboard(folder: Path, values: dict[str, Any]) -> Any:
     return keras.callbacks.TensorBoard(log_dir=str(folder))
 
 
-def _mean_scalars(folder: Path) -> Callable[[int, dict[str, float]], None]:
+@contextlib.contextmanager
+def _mean_scalars(
+    folder: Path | None,
+) -> Iterator[Callable[[int, dict[str, float]], None] | None]:
     """Writes a trial's mean curve over its repeats as Keras's TensorBoard callback writes one
     model's (`train/` and `validation/` runs, `epoch_<metric>` tags), so trials with and without
-    repeats overlay in TensorBoard."""
+    repeats overlay in TensorBoard; the writers are closed when the trial ends, as Keras closes
+    its own (a worker runs many trials). None without a folder."""
+    if folder is None:
+        yield None
+        return
     import tensorflow as tf
 
     writers = {
@@ -285,7 +298,11 @@ def _mean_scalars(folder: Path) -> Callable[[int, dict[str, float]], None]:
         for writer in writers.values():
             writer.flush()
 
-    return write
+    try:
+        yield write
+    finally:
+        for writer in writers.values():
+            writer.close()
 
 
 def _resumed(
@@ -437,11 +454,8 @@ class EpochTracker:
             return True
         if value != self.best_value or self.objective.metric == TIEBREAK_METRIC:
             return False
-        index = (self.best_epoch or 0) - 1
-        if not 0 <= index < len(self.history):
-            return False
         loss = metrics.get(TIEBREAK_METRIC)
-        best = self.history[index].get(TIEBREAK_METRIC)
+        best = tiebreak_at(self.history, self.best_epoch)
         return loss is not None and best is not None and loss < best
 
     def _save_resume_point(self, model: Any, epoch: int) -> None:
