@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from automl import __version__
-from automl.cli import main, space_commands
+from automl.cli import build_parser, main, space_commands
 
 from .conftest import REPO, SPACES
 
@@ -200,3 +200,16 @@ def test_shell_completion_completes_commands_flags_and_choices_in_a_real_bash(
     assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef automl")
     assert "--study-name" in zsh.stdout and "_files" in zsh.stdout
     assert _run("completion", "fish").returncode == 2
+
+
+def test_the_export_and_predict_choices_are_the_formats_and_quantizations_export_knows() -> None:
+    """The CLI lists them without importing the deploy package (NumPy and more at start-up),
+    so its tuples must stay the same as the formats module's."""
+    from automl.cli import deploy_commands
+    from automl.deploy.formats import FORMATS, QUANTIZATIONS
+
+    assert deploy_commands.QUANTIZATIONS == QUANTIZATIONS
+    parser = build_parser()
+    predict = parser._subparsers._group_actions[0].choices["predict"]  # type: ignore[union-attr]
+    backend = next(a for a in predict._actions if a.dest == "backend")
+    assert tuple(backend.choices) == tuple(FORMATS)  # type: ignore[arg-type]

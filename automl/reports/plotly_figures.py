@@ -142,15 +142,13 @@ def parallel_figure(data: figures.Parallel, maximize: bool) -> dict[str, Any]:
     objective; a conditional parameter's inactive trials sit below its axis."""
     dimensions = []
     for axis in data.axes:
-        values = [INACTIVE if v is None else v for v in axis.scaled]
-        ticks = list(axis.ticks)
-        if any(v is None for v in axis.scaled):
-            ticks.insert(0, (INACTIVE, "inactive"))
+        inactive = any(v is None for v in axis.scaled)
+        ticks = [(INACTIVE, "inactive"), *axis.ticks] if inactive else list(axis.ticks)
         dimensions.append(
             {
                 "label": esc(axis.name)[:24],
-                "values": values,
-                "range": [INACTIVE if ticks[0][0] == INACTIVE else 0.0, 1.0],
+                "values": [INACTIVE if v is None else v for v in axis.scaled],
+                "range": [INACTIVE if inactive else 0.0, 1.0],
                 "tickvals": [tick for tick, _ in ticks],
                 "ticktext": [esc(label)[:24] for _, label in ticks],
             }
