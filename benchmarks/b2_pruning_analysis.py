@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, median, table, write_result
+from benchmarks.common import REPO, median, search_cnn, table, write_result
 
 ETA = 3
 TOP = 5
@@ -139,38 +139,31 @@ def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
 def search_curves(
     space: str, data: str, trials: int, epochs: int, seed: int, workers: int
 ) -> list[Curve]:
-    """A search with no pruning and no early stopping; every trial's per-epoch logs."""
-    import os
-    import tempfile
+    """A search with no pruning and no early stopping; every complete trial's per-epoch logs."""
 
-    from automl.search import SearchConfig, run_search
+    def read_curves(summary: Any) -> list[Curve]:
+        histories = Path("runs") / summary.study / "histories"  # in the search's folder
+        paths = [
+            histories / f"trial-{t.number}.json"
+            for t in summary.record.trials
+            if t.state.value == "complete"
+        ]
+        return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
-    home = os.getcwd()
-    with tempfile.TemporaryDirectory() as folder:
-        os.chdir(folder)
-        try:
-            config = SearchConfig(
-                space=str(Path(home, space).resolve()),
-                trials=trials,
-                epochs=epochs,
-                data=data,
-                sampler="random",
-                pruner="none",
-                patience=None,
-                seed=seed,
-                workers=workers,
-                study=f"analysis-{seed}",
-            )
-            summary = run_search(config, gpu_probe=lambda: [])
-            histories = Path(folder) / "runs" / summary.study / "histories"
-            curves = []
-            for trial in summary.record.trials:
-                path = histories / f"trial-{trial.number}.json"
-                if trial.state.value == "complete" and path.is_file():
-                    curves.append(json.loads(path.read_text()))
-            return curves
-        finally:
-            os.chdir(home)
+    curves, _ = search_cnn(
+        read_curves,
+        space=space,
+        trials=trials,
+        epochs=epochs,
+        data=data,
+        sampler="random",
+        pruner="none",
+        patience=None,
+        seed=seed,
+        workers=workers,
+        study=f"analysis-{seed}",
+    )
+    return curves  # type: ignore[no-any-return]
 
 
 def main() -> None:

@@ -92,21 +92,25 @@ def mnist_5k_npz(folder: Path) -> Path:
 
 
 def search_cnn(
-    inspect: Any = None, gpu_probe: Any = lambda: [], **settings: Any
+    inspect: Any = None,
+    gpu_probe: Any = lambda: [],
+    space: str | os.PathLike[str] = REPO / "spaces" / "cnn.py",
+    **settings: Any,
 ) -> tuple[Any, float]:
-    """Search `spaces/cnn.py` in a temporary folder (its own store); returns the search
-    summary (or what `inspect(summary)` returns, called while the store still exists) and the
-    wall seconds. `settings` are `SearchConfig` fields; `gpu_probe` finds the GPUs (none by
-    default: CPU slots)."""
+    """Search a space (default `spaces/cnn.py`) in a temporary folder (its own store, and the
+    working folder meanwhile); returns the search summary (or what `inspect(summary)` returns,
+    called while the store still exists) and the wall seconds. `settings` are `SearchConfig`
+    fields; `gpu_probe` finds the GPUs (none by default: CPU slots)."""
     import tempfile
 
     from automl.search import SearchConfig, run_search
 
     home = os.getcwd()
+    space = Path(space).resolve()
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
         try:
-            config = SearchConfig(space=str(REPO / "spaces" / "cnn.py"), **settings)
+            config = SearchConfig(space=str(space), **settings)
             started = time.perf_counter()
             summary = run_search(config, gpu_probe=gpu_probe)
             seconds = time.perf_counter() - started
