@@ -18,7 +18,9 @@ from typing import Any
 _ready = False
 
 
-def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True) -> Any:
+def import_tensorflow(
+    *, threads: int | None = None, memory_growth: bool = True, deterministic: bool = False
+) -> Any:
     """Import TensorFlow and Keras (once) and return the `tensorflow` module.
 
     Args:
@@ -26,9 +28,15 @@ def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True)
             TensorFlow's default. Defaults to `None`.
         memory_growth: let each visible GPU's memory grow instead of taking it all, so several
             trials can share a GPU. Defaults to `True`.
+        deterministic: TensorFlow op determinism (`enable_op_determinism`: the same inputs and
+            seed give the same results, `tf.data` included), with inter-op threads fixed at
+            one. A trial is then reproduced exactly on the same hardware and thread count.
+            Defaults to `False`.
     """
     global _ready
     if _ready:
+        if deterministic:  # (thread counts cannot change once TensorFlow has started)
+            sys.modules["tensorflow"].config.experimental.enable_op_determinism()
         return sys.modules["tensorflow"]
     debug = logging.getLogger("automl").isEnabledFor(logging.DEBUG)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
@@ -39,7 +47,13 @@ def import_tensorflow(*, threads: int | None = None, memory_growth: bool = True)
 
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+            tf.config.threading.set_inter_op_parallelism_threads(
+                1 if deterministic else max(1, min(2, threads))
+            )
+        elif deterministic:
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
         for gpu in tf.config.list_physical_devices("GPU"):
             if memory_growth:
                 tf.config.experimental.set_memory_growth(gpu, True)

@@ -57,7 +57,7 @@ def add_data_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def add_precision_arguments(command: argparse.ArgumentParser) -> None:
-    group = command.add_argument_group("precision")
+    group = command.add_argument_group("precision and reproducibility")
     group.add_argument(
         "--precision",
         choices=("auto", "float32", "mixed"),
@@ -67,6 +67,12 @@ def add_precision_arguments(command: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--jit", action="store_true", help="compile each model's training step with XLA"
+    )
+    group.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="TensorFlow op determinism with fixed thread counts: a trial replayed with "
+        "`automl trial --replay STUDY:N` gives the same curve exactly on CPU (slower)",
     )
 
 

@@ -14,11 +14,13 @@ from automl.cli.common import (
     add_data_arguments,
     add_json_argument,
     add_precision_arguments,
+    add_storage_argument,
     cells,
     count_arg,
     fmt,
     load_data,
     print_json,
+    storage_url,
 )
 from automl.errors import UsageError
 
@@ -217,13 +219,28 @@ def _render_samples(console: Console, samples: Any) -> None:
 def add_trial(commands: Any) -> None:
     command = commands.add_parser(
         "trial",
-        help="train one configuration and print every epoch (debug a space)",
+        help="train one configuration and print every epoch (debug a space, replay a trial)",
         description=(
             "Train one configuration of a space: the parameters given with --params, defaults "
-            "for the rest. Prints one line per epoch and the result."
+            "for the rest. Prints one line per epoch and the result. With --replay STUDY:N, "
+            "train trial N of a study again with everything read from the store (space file "
+            "checked against its stored hash, parameters, seed, data, epochs, settings) and "
+            "compare its curve with the stored one: exact for a study searched with "
+            "--deterministic (on CPU); exit 1 if such a curve is not reproduced."
         ),
     )
-    command.add_argument("space", metavar="SPACE", help="the space file, e.g. spaces/cnn.py")
+    command.add_argument(
+        "space",
+        metavar="SPACE",
+        nargs="?",
+        help="the space file, e.g. spaces/cnn.py (with --replay: only if the file moved since "
+        "the search)",
+    )
+    command.add_argument(
+        "--replay",
+        metavar="STUDY:N",
+        help="train trial N of STUDY again from the store and compare the curves",
+    )
     command.add_argument(
         "--params",
         metavar="JSON",
@@ -235,20 +252,27 @@ def add_trial(commands: Any) -> None:
         metavar="E",
         help="epoch budget (default: the space's EPOCHS, else 10)",
     )
-    command.add_argument("--seed", type=int, default=0, help="seed of the trial (default 0)")
+    command.add_argument("--seed", type=int, help="seed of the trial (default 0)")
     command.add_argument(
         "--objective", metavar="METRIC[:DIR]", help="override the space's OBJECTIVE"
     )
+    add_storage_argument(command)
     add_data_arguments(command)
     add_precision_arguments(command)
     command.set_defaults(run=run_trial_command)
 
 
+# Flags a replay reads from the store instead (its own values would not reproduce the trial).
+_FROM_THE_STORE = ("params", "epochs", "seed", "objective", "data", "image_size", "jit")
+
+
 def run_trial_command(args: argparse.Namespace, console: Console) -> int:
-    import time
-
-    from rich.table import Table
-
+    if args.replay:
+        return _run_replay(args, console)
+    if args.space is None:
+        raise UsageError(
+            "automl trial: give a space file (automl trial spaces/cnn.py) or --replay STUDY:N."
+        )
     from automl.spaces import FixedAnswers, Objective, read_space_settings
 
     settings = read_space_settings(args.space)
@@ -259,41 +283,120 @@ def run_trial_command(args: argparse.Namespace, console: Console) -> int:
     with console.status("Importing TensorFlow…"):
         from automl.tfruntime import import_tensorflow, set_precision
 
-        import_tensorflow()
+        import_tensorflow(deterministic=args.deterministic)
         policy = set_precision(args.precision)
-        from automl.search.runner import Outcome, run_trial
+        from automl.search.runner import run_trial
         from automl.spaces import load_space
 
         space = load_space(args.space)
     answers = FixedAnswers(values, missing="default", source="--params")
     console.print(
         f"Training {settings.path.name} on {data.source} for up to {epochs} epochs "
-        f"(objective {objective}; {policy}{', XLA' if args.jit else ''})"
+        f"(objective {objective}; {policy}{', XLA' if args.jit else ''}"
+        f"{', deterministic' if args.deterministic else ''})"
     )
-    started = time.perf_counter()
-    last = [started]
-
-    def on_epoch(epoch: int, metrics: Any) -> bool:
-        now = time.perf_counter()
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        console.print(f"epoch {epoch:>3}  {now - last[0]:6.2f} s  {shown}", markup=False)
-        last[0] = now
-        return True
-
+    printer = _EpochPrinter(console)
     result = run_trial(
         space,
         data,
         answers,
         epochs=epochs,
-        seed=args.seed,
+        seed=args.seed or 0,
         objective=objective,
-        on_epoch=on_epoch,
+        on_epoch=printer,
         jit=args.jit,
     )
     for name in answers.unused():
         console.print(
             f"note: --params {name!r} was not used (unknown name or inactive branch)", markup=False
         )
+    return _print_result(console, result, objective, printer.started)
+
+
+def _run_replay(args: argparse.Namespace, console: Console) -> int:
+    from automl.search.replay import compare_curves, parse_target, plan_replay, replay_trial
+    from automl.storage.store import StudyStore
+
+    given = [f"--{name.replace('_', '-')}" for name in _FROM_THE_STORE if getattr(args, name)]
+    if given:
+        raise UsageError(
+            f"automl trial --replay reads {', '.join(given)} from the store; leave "
+            f"{'it' if len(given) == 1 else 'them'} out (or train a new configuration "
+            "without --replay)."
+        )
+    study, number = parse_target(args.replay)
+    url = storage_url(args)
+    plan = plan_replay(StudyStore(url).record(study), number)
+    trial = plan.trial
+    console.print(
+        f"Replaying trial {number} of {study!r}: seed {plan.seed}, {plan.epochs} of "
+        f"{plan.budget} epochs"
+        f"{f', {plan.threads} threads' if plan.threads else ''}"
+        f"{', deterministic' if plan.deterministic or args.deterministic else ''}",
+        markup=False,
+    )
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)
+    printer = _EpochPrinter(console)  # (its first epoch includes TensorFlow's start-up)
+    result = replay_trial(
+        plan,
+        storage=url,
+        space_path=args.space,
+        deterministic=args.deterministic,
+        on_epoch=printer,
+    )
+    code = _print_result(console, result, plan.objective, printer.started)
+    metric = plan.objective.metric
+    replayed = {i: e[metric] for i, e in enumerate(result.history, start=1) if metric in e}
+    comparison = compare_curves(trial.intermediate, replayed)
+    if comparison.exact:
+        console.print(
+            f"The replay reproduced the stored {metric} curve exactly "
+            f"({comparison.epochs} epochs).",
+            markup=False,
+        )
+        return code
+    at = comparison.first_difference
+    console.print(
+        f"The replay's {metric} curve differs from the stored one from epoch {at} "
+        f"(stored {_at(trial.intermediate, at)}, replayed {_at(replayed, at)}; largest "
+        f"difference {comparison.largest:.4f} over {comparison.epochs} epochs).",
+        markup=False,
+    )
+    return EXIT_ERROR if plan.deterministic or args.deterministic else code
+
+
+def _at(curve: Any, epoch: int | None) -> str:
+    value = curve.get(epoch) if epoch is not None else None
+    return f"{value:.4f}" if value is not None else "none"
+
+
+class _EpochPrinter:
+    """Prints one line per epoch (a run_trial `on_epoch` hook that never stops the trial)."""
+
+    def __init__(self, console: Console) -> None:
+        import time
+
+        self.console = console
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, epoch: int, metrics: Any) -> bool:
+        import time
+
+        now = time.perf_counter()
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        self.console.print(f"epoch {epoch:>3}  {now - self.last:6.2f} s  {shown}", markup=False)
+        self.last = now
+        return True
+
+
+def _print_result(console: Console, result: Any, objective: Any, started: float) -> int:
+    import time
+
+    from rich.table import Table
+
+    from automl.search.runner import Outcome
+
     table = Table(title="Parameters", title_justify="left", show_header=False)
     for name, value in result.params.items():
         table.add_row(*cells(name, fmt(value)))

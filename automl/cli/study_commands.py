@@ -259,6 +259,7 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         trial_timeout=args.trial_timeout,
         precision=args.precision,
         jit=args.jit,
+        deterministic=args.deterministic,
         allow_space_change=args.allow_space_change,
         keep_checkpoints=args.keep_checkpoints,
         patience=args.patience or None,

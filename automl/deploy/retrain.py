@@ -83,13 +83,13 @@ def retrain_study(
     record = store.record(study)
     artifacts = store.artifacts(study)
     if not from_checkpoint:
-        _space_hash_matches(record, space_path)  # refused before anything is imported or run
+        space_hash_matches(record, space_path)  # refused before anything is imported or run
     import_tensorflow()  # before the space file imports Keras, so its start-up stays quiet
     set_precision(record.settings.precision)  # trained as the search trained its trials
     trials = [t for t in record.ranked() if t.state is TrialState.COMPLETE][:top_k]
     if not trials:
         raise StoreError(f"study {study!r} has no complete trial to retrain yet; run a search.")
-    dataset = _dataset(record, artifacts.dataset_path)
+    dataset = study_dataset(record, artifacts.dataset_path)
     tables = ResultTables(store.url)
     results = []
     try:
@@ -99,7 +99,7 @@ def retrain_study(
                     _score_checkpoint(trial, artifacts.checkpoint_path(trial.number), dataset)
                 ]
             else:
-                space = _space(record, space_path)
+                space = study_space(record, space_path)
                 outcome = [
                     _retrain_one(
                         space,
@@ -134,7 +134,9 @@ def retrain_study(
     return results
 
 
-def _dataset(record: StudyRecord, path: Path) -> Dataset:
+def study_dataset(record: StudyRecord, path: Path) -> Dataset:
+    """The study's data: its saved copy, else loaded again from its source; refused when its
+    hash is not the stored one (the held-out splits would not be the search's)."""
     expected = record.data.sha256
     if path.is_file():
         dataset = load_saved_dataset(path)
@@ -152,7 +154,7 @@ def _dataset(record: StudyRecord, path: Path) -> Dataset:
     return dataset
 
 
-def _space(record: StudyRecord, space_path: str | None) -> Space:
+def study_space(record: StudyRecord, space_path: str | None) -> Space:
     """The study's space, loaded only once its hash matches the stored one.
 
     The path comes from the store (or --space); running the file is what loading it means, so
@@ -161,14 +163,14 @@ def _space(record: StudyRecord, space_path: str | None) -> Space:
     """
     from automl.spaces import load_space
 
-    path = _space_hash_matches(record, space_path)
+    path = space_hash_matches(record, space_path)
     space = load_space(path)
     if space.settings.sha256 != record.space.sha256:
         raise _space_changed(record, path)  # edited between the two reads
     return space
 
 
-def _space_hash_matches(record: StudyRecord, space_path: str | None) -> str:
+def space_hash_matches(record: StudyRecord, space_path: str | None) -> str:
     """The space file's path, once its hash (read without running it) is the stored one."""
     from automl.spaces import read_space_settings
 

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from automl.data import DataOptions
 from automl.storage.attributes import SearchSettings
 
+# A trial's seed is the search's seed times this, plus its number: searches with seeds 0 and 1
+# give their trials different seeds.
+TRIAL_SEED_STRIDE = 1_000_003
+
+
+def trial_seed(search_seed: int, number: int) -> int:
+    """The seed of trial `number` of a search started with `--seed search_seed`."""
+    return search_seed * TRIAL_SEED_STRIDE + number
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -26,7 +35,7 @@ class SearchConfig:
         sampler: `tpe`, `random`, `gp`, `cmaes`, `grid` or `qmc`.
         pruner: `hyperband`, `sha`, `median`, `percentile`, `patient` or `none`.
         timeout: seconds after which no new trial starts; None for none.
-        seed: seed of the sampler and of each trial (seed + trial number).
+        seed: seed of the sampler and of each trial (`trial_seed`).
         objective: overrides the space's OBJECTIVE (`metric[:direction]`).
         max_failures: consecutive failed trials that stop the search.
         trial_timeout: seconds after which a running trial fails as timed out; None for 10x
@@ -48,6 +57,8 @@ class SearchConfig:
             None.
         repeats: models trained per configuration with different seeds; the objective (and
             pruning) follow their mean curve (Keras Tuner's `executions_per_trial`).
+        deterministic: TensorFlow op determinism with each worker's thread count fixed, so
+            that `automl trial --replay` reproduces a trial's stored curve exactly (on CPU).
     """
 
     space: str
@@ -80,6 +91,7 @@ class SearchConfig:
     role: str = "search"
     tensorboard: str | None = None
     repeats: int = 1
+    deterministic: bool = False
 
     def settings(self, *, epochs: int) -> SearchSettings:
         """The settings stored with the study, with the epoch budget actually used."""
@@ -100,4 +112,6 @@ class SearchConfig:
             data_options=self.data_options.to_dict(),
             precision=self.precision,
             jit=self.jit,
+            deterministic=self.deterministic,
+            repeats=self.repeats,
         )

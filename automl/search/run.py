@@ -169,6 +169,7 @@ def run_search(
                     str(Path(config.tensorboard).resolve()) if config.tensorboard else None
                 ),
                 repeats=config.repeats,
+                deterministic=config.deterministic,
             )
             scheduler = Scheduler(
                 config,

@@ -23,7 +23,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from automl.errors import AutoMLError, Interrupted, SpaceError
 from automl.search import engines
 from automl.search.checkpoints import CheckpointKeeper
-from automl.search.config import SearchConfig
+from automl.search.config import SearchConfig, trial_seed
 from automl.search.events import (
     SearchObserver,
     TrialEvent,
@@ -299,7 +299,9 @@ class Scheduler:
             plan = sampler.plan_launch()  # type: ignore[union-attr]
             if plan is None:
                 return False
-        trial = self.study.launch(handle.slot.name)
+        trial, launch = self.study.launch(
+            handle.slot.name, search_seed=self.config.seed, threads=handle.slot.threads
+        )
         if plan is not None:
             sampler.launched(trial.number)  # type: ignore[union-attr]
         number = trial.number
@@ -314,10 +316,10 @@ class Scheduler:
             if point is not None:
                 point = replace(point, best_epoch=None, best_value=None, best_checkpoint=None)
         if point is not None:
-            self.study.resume(trial, handle.slot.name, point, self.objective.metric)
+            self.study.resume(trial, launch, point, self.objective.metric)
         request = TrialRequest(
             number=number,
-            seed=self.config.seed * 1_000_003 + number,
+            seed=trial_seed(self.config.seed, number),  # as recorded in its launch
             epochs=plan.epochs if plan is not None else self.epochs,
             checkpoint=str(self.artifacts.checkpoint_path(number)),
             checkpoint_threshold=self.checkpoints.threshold(),

@@ -16,13 +16,14 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from automl.errors import StoreError
 from automl.lifetime import boot_id, host_name, process_alive, process_started
 from automl.search import engines
+from automl.search.config import trial_seed
 from automl.search.resume import ResumePoint
 from automl.search.runner import Outcome, TrialResult
 from automl.spaces.hyperparameters import ParamSpec, Value
@@ -244,16 +245,22 @@ class SearchStudy:
 
     # -- trials -----------------------------------------------------------------------------
 
-    def launch(self, slot: str) -> optuna.Trial:
-        """A new trial (or a re-queued one), recorded as run by this scheduler on `slot`, with
-        its first heartbeat (before its owner, so that no owned trial lacks one)."""
+    def launch(
+        self, slot: str, *, search_seed: int = 0, threads: int | None = None
+    ) -> tuple[optuna.Trial, TrialLaunch]:
+        """A new trial (or a re-queued one), recorded as run by this scheduler on `slot` with
+        its seed (`trial_seed`) and its worker's threads (what a replay needs), with its first
+        heartbeat (before its owner, so that no owned trial lacks one)."""
         with warnings.catch_warnings():
             # Optuna's heartbeats work with ask/tell when the asking process records them.
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             trial = self.study.ask()
         self.heartbeat([trial.number])
-        trial.set_user_attr(keys.LAUNCH, TrialLaunch(slot, this_owner()).to_json())
-        return trial
+        launch = TrialLaunch(
+            slot, this_owner(), seed=trial_seed(search_seed, trial.number), threads=threads
+        )
+        trial.set_user_attr(keys.LAUNCH, launch.to_json())
+        return trial, launch
 
     def heartbeat(self, numbers: Sequence[int]) -> None:
         """Record a heartbeat for each of these running trials of this scheduler."""
@@ -297,10 +304,12 @@ class SearchStudy:
         running = sum(t.state == OptunaState.RUNNING for t in trials)
         return len(trials) - running, running
 
-    def resume(self, trial: optuna.Trial, slot: str, point: ResumePoint, metric: str) -> None:
+    def resume(
+        self, trial: optuna.Trial, launch: TrialLaunch, point: ResumePoint, metric: str
+    ) -> None:
         """Mark a retry as continuing its killed trial after `point.epoch`, and carry that
         trial's epoch reports over, so the pruner judges it on its whole curve."""
-        launch = TrialLaunch(slot, this_owner(), resumed_epoch=point.epoch)
+        launch = replace(launch, resumed_epoch=point.epoch)
         trial.set_user_attr(keys.LAUNCH, launch.to_json())
         for epoch, metrics in enumerate(point.history, start=1):
             value = metrics.get(metric)

@@ -75,6 +75,7 @@ class WorkerSetup:
         jit: compile every model's training step with XLA.
         tensorboard: the folder of TensorBoard logs (a `trial-N` folder per trial), or None.
         repeats: models trained per trial with different seeds, their mean the objective.
+        deterministic: TensorFlow op determinism, with the slot's thread count fixed.
     """
 
     space_path: str
@@ -89,6 +90,7 @@ class WorkerSetup:
     jit: bool = False
     tensorboard: str | None = None
     repeats: int = 1
+    deterministic: bool = False
 
 
 class Executor(Protocol):
@@ -107,7 +109,7 @@ class KerasExecutor:
         from automl.spaces import load_space
         from automl.tfruntime import import_tensorflow, set_precision
 
-        import_tensorflow(threads=slot.threads)
+        import_tensorflow(threads=slot.threads, deterministic=setup.deterministic)
         set_precision(setup.precision)
         self.jit = setup.jit
         self.space = load_space(setup.space_path)

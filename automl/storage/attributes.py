@@ -182,6 +182,8 @@ class SearchSettings:
     data_options: Mapping[str, Any] = field(default_factory=dict)
     precision: str = "auto"
     jit: bool = False
+    deterministic: bool = False
+    repeats: int = 1
 
     def to_json(self) -> JSON:
         return {
@@ -201,6 +203,8 @@ class SearchSettings:
             "data_options": dict(self.data_options),
             "precision": self.precision,
             "jit": self.jit,
+            "deterministic": self.deterministic,
+            "repeats": self.repeats,
         }
 
     @classmethod
@@ -225,6 +229,8 @@ class SearchSettings:
             data_options=dict(data.get("data_options") or {}),
             precision=str(data.get("precision", default.precision)),
             jit=bool(data.get("jit", default.jit)),
+            deterministic=bool(data.get("deterministic", default.deterministic)),
+            repeats=int(data.get("repeats", default.repeats)),
         )
 
     def shown(self) -> dict[str, Any]:
@@ -329,23 +335,30 @@ def runs_from_json(data: Sequence[Mapping[str, Any]] | None) -> tuple[RunEntry, 
 
 @dataclass(frozen=True)
 class TrialLaunch:
-    """Where a trial runs: its worker slot and the scheduler that owns it.
+    """Where and how a trial runs: its worker slot, the scheduler that owns it, its seed.
 
     Attributes:
         slot: the worker slot.
         owner: the scheduler.
         resumed_epoch: for a retry that continued a killed trial mid-way, the epochs it took
             over (its reports carried over, its model loaded); None otherwise.
+        seed: the trial's seed (Python, NumPy, TensorFlow, shuffling); None in studies made
+            before it was recorded.
+        threads: its worker's TensorFlow intra-op threads (a replay under `--deterministic`
+            uses the same), or None for TensorFlow's default.
     """
 
     slot: str
     owner: Owner
     resumed_epoch: int | None = None
+    seed: int | None = None
+    threads: int | None = None
 
     def to_json(self) -> JSON:
         shown = {"slot": self.slot, **self.owner.to_json()}
-        if self.resumed_epoch is not None:
-            shown["resumed_epoch"] = self.resumed_epoch
+        for key in ("resumed_epoch", "seed", "threads"):
+            if getattr(self, key) is not None:
+                shown[key] = getattr(self, key)
         return shown
 
     @classmethod
@@ -356,6 +369,8 @@ class TrialLaunch:
             str(data.get("slot", "")),
             Owner.from_json(data) or Owner(),
             _optional_int(data.get("resumed_epoch")),
+            _optional_int(data.get("seed")),
+            _optional_int(data.get("threads")),
         )
 
 

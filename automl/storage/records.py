@@ -81,6 +81,8 @@ class TrialRecord:
         resumed_epoch: for a retry that continued its killed trial mid-way, the epochs it took
             over; None otherwise.
         best_val_loss: the validation loss at the best epoch (breaks ties in the objective).
+        seed: the trial's seed (None in studies made before it was recorded).
+        threads: its worker's TensorFlow intra-op threads, or None for TensorFlow's default.
     """
 
     number: int
@@ -99,6 +101,8 @@ class TrialRecord:
     timings: Mapping[str, float] = field(default_factory=dict)
     resumed_epoch: int | None = None
     best_val_loss: float | None = None
+    seed: int | None = None
+    threads: int | None = None
 
     @property
     def duration(self) -> float | None:
@@ -118,6 +122,7 @@ class TrialRecord:
             "best_val_loss": self.best_val_loss,
             "epochs_run": self.epochs_run,
             "resumed_epoch": self.resumed_epoch,
+            "seed": self.seed,
             "params_count": self.params_count,
             "slot": self.slot,
             "started": self.started.isoformat() if self.started else None,

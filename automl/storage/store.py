@@ -369,6 +369,8 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         retry_of=attrs.get(keys.RETRY_OF),
         timings=dict(outcome.timings) if outcome else {},
         resumed_epoch=launch.resumed_epoch if launch else None,
+        seed=launch.seed if launch else None,
+        threads=launch.threads if launch else None,
     )
 
 

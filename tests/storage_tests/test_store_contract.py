@@ -134,7 +134,8 @@ def _run_trials(study: SearchStudy) -> None:
     from automl.search.runner import Outcome, TrialResult
 
     for value in (0.5, 0.9):
-        trial = study.launch("cpu0")
+        trial, launch = study.launch("cpu0", search_seed=2, threads=3)
+        assert (launch.seed, launch.threads) == (2_000_006 + trial.number, 3)
         trial.report(value, 1)
         result = TrialResult(
             Outcome.COMPLETE,
@@ -146,11 +147,11 @@ def _run_trials(study: SearchStudy) -> None:
             timings={"total": 1.5},
         )
         assert study.finish(trial, result, 321.0) is TrialState.COMPLETE
-    pruned = study.launch("cpu1")
+    pruned, _ = study.launch("cpu1")
     pruned.report(0.1, 1)
     result = TrialResult(Outcome.PRUNED, {}, [{"score": 0.1}], 1, 0.1, 42)
     assert study.finish(pruned, result, 300.0) is TrialState.PRUNED
-    died = study.launch("cpu1")
+    died, _ = study.launch("cpu1")
     died.suggest_float("x", 0.0, 1.0)
     assert study.fail(died, FailureKind.DIED, "worker cpu1 died (signal 9 (SIGKILL))", epochs_run=2)
     study.launch("cpu0")  # the re-queued retry of the died trial, left RUNNING
@@ -173,6 +174,8 @@ def test_records_and_summaries_read_every_state(backend: Backend, digits: Datase
     assert best is not None and best.number == 1 and best.value == pytest.approx(0.9)
     assert best.params_count == 42 and best.best_epoch == 1 and best.timings == {"total": 1.5}
     assert best.slot == "cpu0" and best.epochs_run == 1
+    assert (best.seed, best.threads) == (2_000_007, 3)  # what a replay trains with
+    assert (record.trials[2].seed, record.trials[2].threads) == (2, None)
     died = record.trials[3]
     assert died.failure == "worker cpu1 died (signal 9 (SIGKILL))" and died.epochs_run == 2
     assert record.trials[4].retry_of == 3
@@ -195,7 +198,7 @@ def test_stale_trials_of_a_dead_scheduler_are_failed_and_requeued_once(
     me = this_owner()
 
     def launched(owner: Owner | None) -> int:
-        trial = study.launch("cpu0")
+        trial, _ = study.launch("cpu0")
         trial.suggest_float("x", 0.0, 1.0)
         if owner is None:
             study.store.storage.set_trial_user_attr(
@@ -255,7 +258,7 @@ def test_another_hosts_trial_is_failed_once_its_heartbeat_is_stale(
     fails its trials after the grace period, and exactly one of them re-queues each."""
     store = StudyStore(backend.url, create=True, heartbeat_interval=1, grace_period=1)
     study, _ = SearchStudy.open(store, plan(backend, digits), optuna.pruners.NopPruner())
-    trial = study.launch("cpu0")  # records its first heartbeat
+    trial, _ = study.launch("cpu0")  # records its first heartbeat
     trial.suggest_float("x", 0.0, 1.0)
     trial.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", Owner("gone-host", 7)).to_json())
     assert study.recover_stale() == []  # its heartbeat is fresh
@@ -449,7 +452,7 @@ def test_the_finisher_waits_for_other_hosts_trials_and_gives_up_its_claim_when_i
 
     store = StudyStore(backend.url, create=True, heartbeat_interval=60)
     study, _ = SearchStudy.open(store, plan(backend, digits), optuna.pruners.NopPruner())
-    other = study.launch("cpu0")  # another host's trial, with a fresh heartbeat
+    other, _ = study.launch("cpu0")  # another host's trial, with a fresh heartbeat
     other.set_user_attr(keys.LAUNCH, TrialLaunch("cpu0", Owner("host-b", 5)).to_json())
     with pytest.raises(Interrupted):
         _elect_finisher(store, study, 5, NullObserver(), interrupted=lambda: signal.SIGINT)
