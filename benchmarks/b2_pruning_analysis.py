@@ -59,6 +59,7 @@ def signal(name: str, curve: Curve, epoch: int) -> float:
 
 
 SIGNALS = ("val_accuracy", "val_loss", "smoothed", "best_so_far")
+PATIENCES = (3, 5, 10)
 
 
 def rungs(epochs: int, eta: int = ETA) -> list[int]:
@@ -94,6 +95,18 @@ def replay(
     return trained
 
 
+def early_stop_epoch(curve: Curve, patience: int) -> int:
+    """Epochs a trial trains under early stopping on validation accuracy (Keras's
+    `EarlyStopping(patience=…)`, no minimum change): it stops `patience` epochs after its best."""
+    best, best_epoch = float("-inf"), 0
+    for epoch, logs in enumerate(curve, start=1):
+        if float(logs["val_accuracy"]) > best:
+            best, best_epoch = float(logs["val_accuracy"]), epoch
+        elif epoch - best_epoch >= patience:
+            return epoch
+    return len(curve)
+
+
 def winner_key(curve: Curve) -> tuple[float, float]:
     """The eventual winner's order: best validation accuracy, then lower validation loss."""
     best = max(range(len(curve)), key=lambda i: (curve[i]["val_accuracy"], -curve[i]["val_loss"]))
@@ -127,7 +140,25 @@ def analyse(curves: Sequence[Curve], epochs: int) -> dict[str, Any]:
             "epochs": sum(trained),
             "best_val_accuracy_reached": max(reached),
         }
+    result["patience"] = {}
+    for patience in PATIENCES:
+        # Early stopping cuts each curve; the default signal's pruner then replays over them.
+        cut = [c[: early_stop_epoch(c, patience)] for c in curves]
+        trained = replay(cut, lambda c, e: signal("val_accuracy", c, e), epochs)
+        result["patience"][str(patience)] = {
+            "winner_cut_before_best": len(cut[winner]) < _best_epoch(curves[winner]),
+            "best_reached_without_pruner": max(winner_key(c)[0] for c in cut),
+            "epochs_without_pruner": sum(len(c) for c in cut),
+            "best_reached_with_pruner": max(
+                max(float(e["val_accuracy"]) for e in c[: trained[i]]) for i, c in enumerate(cut)
+            ),
+            "epochs_with_pruner": sum(trained),
+        }
     return result
+
+
+def _best_epoch(curve: Curve) -> int:
+    return 1 + max(range(len(curve)), key=lambda i: float(curve[i]["val_accuracy"]))
 
 
 def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -217,8 +248,36 @@ def main() -> None:
         + "; Spearman(epoch-1 val_accuracy, final best) per seed: "
         + " ".join(f"{r['rank_correlation_epoch1_vs_final']:.2f}" for r in runs)
     )
+    patience_rows = []
+    for patience in PATIENCES:
+        per_seed = [r["patience"][str(patience)] for r in runs]
+        patience_rows.append(
+            [
+                patience,
+                sum(p["winner_cut_before_best"] for p in per_seed),
+                median([p["epochs_without_pruner"] for p in per_seed]),
+                " ".join(f"{p['best_reached_without_pruner']:.4f}" for p in per_seed),
+                median([p["epochs_with_pruner"] for p in per_seed]),
+                " ".join(f"{p['best_reached_with_pruner']:.4f}" for p in per_seed),
+            ]
+        )
+    print(
+        table(
+            patience_rows,
+            [
+                "patience",
+                "winner stopped before its best (seeds)",
+                "epochs, no pruner (median)",
+                "best reached per seed",
+                "epochs, with the pruner (median)",
+                "best reached per seed, with the pruner",
+            ],
+        )
+    )
+    flagship = Path(args.space).resolve() == (REPO / "spaces" / "cnn.py").resolve()
     write_result(
-        f"b2_pruning_analysis_{Path(args.data).stem}",
+        f"b2_pruning_analysis_{'' if flagship else Path(args.space).stem + '_'}"
+        f"{Path(args.data).stem}",
         {"settings": vars(args), "runs": runs},
     )
 

@@ -99,6 +99,7 @@ def run_retrain(args: argparse.Namespace, console: Console) -> int:
             markup=False,
         ),
     )
+    _print_choice(console, args, results)
     if args.json:
         print_json(
             [
@@ -146,6 +147,31 @@ def run_retrain(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _print_choice(console: Console, args: argparse.Namespace, results: list[Any]) -> None:
+    """Of several retrained trials, the one reports and export use (best mean test accuracy)."""
+    if len({r.trial for r in results if r.source == "retrain"}) < 2:
+        return
+    from automl.storage.tables import ResultTables, retrained_trials
+
+    tables = ResultTables(storage_url(args))
+    try:
+        (chosen, *others) = retrained_trials(tables.retrains(args.study))
+    finally:
+        tables.close()
+    console.print(
+        f"Chosen: trial {chosen.trial}, the best mean test accuracy ({chosen.mean_accuracy:.4f} "
+        f"over {len(chosen.runs)} seed(s); next: "
+        + ", ".join(f"trial {t.trial} {t.mean_accuracy:.4f}" for t in others[:3])
+        + "). Reports and export use it.",
+        markup=False,
+    )
+
+
+# The automatic retraining of a search's winner: seeds whose spread the report shows as the
+# noise floor (a search's differences between trials smaller than it are noise).
+NOISE_FLOOR_SEEDS = 3
+
+
 def retrain_in_subprocess(
     console: Console,
     study: str,
@@ -153,6 +179,7 @@ def retrain_in_subprocess(
     *,
     storage_flag: str = "",
     output_to_stderr: bool = False,
+    seeds: int = NOISE_FLOOR_SEEDS,
     run: Callable[..., subprocess.CompletedProcess[bytes]] | None = None,
 ) -> None:
     """Run `automl retrain STUDY` in a fresh process (for `search` and `report --retrain`).
@@ -171,13 +198,17 @@ def retrain_in_subprocess(
             Defaults to `""`.
         output_to_stderr: send the child's output to stderr (the caller's stdout carries
             JSON). Defaults to `False`.
+        seeds: models trained (with seeds 0..seeds-1); their spread is the report's noise
+            floor. Defaults to `NOISE_FLOOR_SEEDS`.
         run: starts the child and waits for it (injectable for tests). Defaults to
             `subprocess.run`.
     """
     import subprocess
 
     console.print(
-        f"Retraining the winner of '{study}' on train + val, scoring it on test…", markup=False
+        f"Retraining the winner of '{study}' on train + val with {seeds} seed(s), scoring it "
+        "on test…",
+        markup=False,
     )
     command = [
         sys.executable,
@@ -185,6 +216,8 @@ def retrain_in_subprocess(
         "automl",
         "retrain",
         study,
+        "--seeds",
+        str(seeds),
         "--exit-with-parent",
         str(os.getpid()),
     ]

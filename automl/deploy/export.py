@@ -38,7 +38,7 @@ from automl.errors import ExportError, StoreError, UsageError, shown_path
 from automl.storage.atomic import atomic_folder, check_output_folder
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
-from automl.storage.tables import ResultTables
+from automl.storage.tables import ResultTables, chosen_retrained
 
 if TYPE_CHECKING:
     from automl.data.dataset import Dataset
@@ -285,7 +285,9 @@ def _choose_source(
         best = record.best()
         if best is None:
             raise StoreError(f"study {record.name!r} has no complete trial to export yet.")
-        trial = best.number
+        # Of several retrained trials (retrain --top-k), the best mean test accuracy.
+        pick = chosen_retrained(retrains, best.number)
+        trial = pick.trial if pick is not None else best.number
     known = {t.number: t for t in record.trials}
     if trial not in known:
         raise StoreError(f"study {record.name!r} has no trial {trial}.")

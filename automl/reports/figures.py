@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from automl.storage.records import StudyRecord, TrialRecord, TrialState
-from automl.storage.tables import RetrainRecord
+from automl.storage.tables import (
+    RetrainedTrial,
+    RetrainRecord,
+    chosen_retrained,
+    retrained_trials,
+)
 
 MAX_CURVES = 400
 MAX_PARALLEL_TRIALS = 500
@@ -324,39 +329,36 @@ class Winner:
     mean_accuracy: float
     std_accuracy: float
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    search_best: int | None = None
+    others: list[RetrainedTrial] = field(default_factory=list)
 
 
 def winner(record: StudyRecord, retrains: Sequence[RetrainRecord]) -> Winner | None:
-    """The latest retrained runs of the study's best retrained trial (None if not retrained)."""
-    retrained = [r for r in retrains if r.source == "retrain"]
-    if not retrained:
+    """The retrained winner (None if nothing was retrained): of several retrained trials, the
+    best mean test accuracy (`chosen_retrained`); else the newest retrained trial."""
+    trials = retrained_trials(retrains)
+    if not trials:
         return None
     best = record.best()
-    trial = (
-        best.number
-        if best and any(r.trial == best.number for r in retrained)
-        else (retrained[0].trial)
+    newest = next(r.trial for r in retrains if r.source == "retrain")
+    chosen = chosen_retrained(retrains, best.number if best else None) or next(
+        t for t in trials if t.trial == newest
     )
-    runs = [r for r in retrained if r.trial == trial]
-    latest_by_seed: dict[int, RetrainRecord] = {}
-    for run in runs:  # newest first
-        latest_by_seed.setdefault(run.seed, run)
-    chosen = sorted(latest_by_seed.values(), key=lambda r: r.seed)
+    trial = chosen.trial
     checkpoint = next((r for r in retrains if r.source == "checkpoint" and r.trial == trial), None)
-    accuracies = [r.accuracy for r in chosen]
-    mean = sum(accuracies) / len(accuracies)
-    std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / len(accuracies))
     trial_record = next((t for t in record.trials if t.number == trial), None)
     return Winner(
         trial=trial,
-        runs=chosen,
+        runs=list(chosen.runs),
         checkpoint=checkpoint,
         validation_value=trial_record.value if trial_record else None,
         metric=record.metric,
         class_names=list(record.data.class_names),
-        mean_accuracy=mean,
-        std_accuracy=std,
-        metrics=chosen[0].metrics,
+        mean_accuracy=chosen.mean_accuracy,
+        std_accuracy=chosen.std_accuracy,
+        metrics=chosen.runs[0].metrics,
+        search_best=best.number if best else None,
+        others=[t for t in trials if t.trial != trial],
     )
 
 

@@ -169,6 +169,7 @@ def winner_section(
     )
     if champion.validation_value is not None:
         facts.append((f"Search {champion.metric} (val)", f"{champion.validation_value:.4f}"))
+    facts.extend(_noise_facts(champion, record))
     if champion.checkpoint is not None:
         facts.append(
             (
@@ -208,6 +209,46 @@ def winner_section(
         f"<h3>Per class (test split, seed {run.seed})</h3>{class_table}{blocks}</section>",
         extra,
     )
+
+
+def _noise_facts(champion: figures.Winner, record: StudyRecord) -> list[tuple[str, str]]:
+    """The winner's seed-to-seed spread next to the gap between the search's best trials, and
+    how it was chosen among several retrained trials."""
+    facts = []
+    accuracies = [r.accuracy for r in champion.runs]
+    if len(accuracies) > 1:
+        complete = [t.value for t in record.ranked() if t.state is TrialState.COMPLETE]
+        gap = (
+            f"; the search's two best trials differ by {abs(complete[0] - complete[1]):.4f} in "
+            f"{record.metric}"
+            if len(complete) > 1 and complete[0] is not None and complete[1] is not None
+            else ""
+        )
+        facts.append(
+            (
+                "Noise floor",
+                f"test accuracy varies by {champion.std_accuracy:.4f} (std; range "
+                f"{max(accuracies) - min(accuracies):.4f}) from seed to seed of the same "
+                f"configuration{gap}: differences smaller than this spread are noise",
+            )
+        )
+    if champion.others:
+        means = [(champion.trial, champion.mean_accuracy)]
+        means += [(t.trial, t.mean_accuracy) for t in champion.others[:5]]
+        shown = ", ".join(f"#{number} {mean:.4f}" for number, mean in means)
+        moved = (
+            f"; the search ranked #{champion.search_best} first"
+            if champion.search_best is not None and champion.search_best != champion.trial
+            else ""
+        )
+        facts.append(
+            (
+                "Chosen",
+                f"best mean test accuracy of {1 + len(champion.others)} retrained trials "
+                f"({shown}){moved}",
+            )
+        )
+    return facts
 
 
 def _num(value: float | int | None, digits: int, thousands: bool = False) -> tuple[object, str]:

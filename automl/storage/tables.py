@@ -8,6 +8,7 @@ the same database.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -115,6 +116,56 @@ class RetrainRecord:
     history: list[dict[str, float]]
     model_path: str
     created: datetime
+
+
+@dataclass(frozen=True)
+class RetrainedTrial:
+    """One trial's retrained models (the latest per seed) and their mean test accuracy."""
+
+    trial: int
+    runs: tuple[RetrainRecord, ...]
+
+    @property
+    def mean_accuracy(self) -> float:
+        return sum(r.accuracy for r in self.runs) / len(self.runs)
+
+    @property
+    def std_accuracy(self) -> float:
+        mean = self.mean_accuracy
+        return float(sum((r.accuracy - mean) ** 2 for r in self.runs) / len(self.runs)) ** 0.5
+
+
+def retrained_trials(retrains: Sequence[RetrainRecord]) -> list[RetrainedTrial]:
+    """Each retrained trial with its latest model per seed (seed order), best mean first.
+
+    This is the winner's-curse-aware choice when several trials were retrained (`automl
+    retrain --top-k K`): their search values are one noisy measurement each, so the trial kept
+    is the one whose retrained models score best on average, not the one whose single
+    validation value was highest. Ties keep the order of `retrains` (newest first).
+    """
+    latest: dict[int, dict[int, RetrainRecord]] = {}
+    for run in retrains:  # newest first
+        if run.source == "retrain":
+            latest.setdefault(run.trial, {}).setdefault(run.seed, run)
+    trials = [
+        RetrainedTrial(trial, tuple(by_seed[s] for s in sorted(by_seed)))
+        for trial, by_seed in latest.items()
+    ]
+    return sorted(trials, key=lambda t: -t.mean_accuracy)
+
+
+def chosen_retrained(
+    retrains: Sequence[RetrainRecord], search_best: int | None
+) -> RetrainedTrial | None:
+    """The retrained trial that reports and export use: the best mean among the retrained
+    trials when the search's best trial is one of them; None otherwise (none was retrained, or
+    the search found its best after the retraining, so it has no retrained model yet)."""
+    trials = retrained_trials(retrains)
+    if not trials:
+        return None
+    if any(t.trial == search_best for t in trials):
+        return trials[0]
+    return None
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,36 @@ def _card(folder: Path) -> dict[str, object]:
 def test_search_ended_with_a_retrained_winner(plain_study: Path) -> None:
     report = (plain_study / "runs" / "space" / "report.html").read_text()
     assert "Retrained winner" in report and "Not retrained yet" not in report
-    assert list((plain_study / "runs" / "space" / "retrain").glob("trial-0-seed-0.keras"))
+    # Three seeds, whose spread the report gives as the noise floor.
+    retrained = sorted(p.name for p in (plain_study / "runs" / "space" / "retrain").iterdir())
+    assert retrained == [f"trial-0-seed-{seed}.keras" for seed in range(3)]
+    assert "over 3 seeds" in report and "<th>Noise floor</th>" in report
+
+
+def test_retrain_top_k_picks_the_best_mean_and_export_takes_it(tmp_path: Path) -> None:
+    """`retrain --top-k 2 --seeds 2` retrains the two best trials; the one with the best mean
+    test accuracy is the one reports and export use."""
+    import re
+
+    (tmp_path / "space.py").write_text(PLAIN.replace("EPOCHS = 2", "EPOCHS = 1"))
+    searched = automl(
+        "search", "space.py", "--trials", "2", "--workers", "1", "--no-retrain", cwd=tmp_path
+    )
+    assert searched.returncode == 0, searched.stderr
+    result = automl("retrain", "space", "--top-k", "2", "--seeds", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scores: dict[int, list[float]] = {}
+    for trial, accuracy in re.findall(
+        r"trial (\d) \(retrain, seed \d\): test accuracy ([0-9.]+)", result.stdout
+    ):
+        scores.setdefault(int(trial), []).append(float(accuracy))
+    assert sorted(scores) == [0, 1] and all(len(v) == 2 for v in scores.values())
+    best = max(scores, key=lambda t: sum(scores[t]))
+    assert f"Chosen: trial {best}, the best mean test accuracy" in result.stdout
+    exported = automl("export", "space", "-o", "out", "--format", "keras", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    card = json.loads((tmp_path / "out" / "model_card.json").read_text())
+    assert card["trial"] == best and card["model"] == "retrained"
 
 
 def test_retrain_seeds_and_checkpoint(

@@ -114,3 +114,32 @@ def test_figures_do_not_need_plotly() -> None:
     import automl.reports.figures as module
 
     assert "plotly" not in module.__dict__
+
+
+def test_of_several_retrained_trials_the_winner_is_the_best_mean() -> None:
+    """`retrain --top-k 2 --seeds 2`: the search's best (#1, 0.9 on val) retrains worse on
+    average than #0, which becomes the winner; its single lucky seed does not decide."""
+    record = make_record([make_trial(0, C, 0.89), make_trial(1, C, 0.9)])
+    retrains = [
+        make_retrain(1, 0.95, seed=1),  # #1's luckiest model is the best single model …
+        make_retrain(1, 0.80, seed=0),
+        make_retrain(0, 0.91, seed=1),  # … but #0 is better on average
+        make_retrain(0, 0.90, seed=0),
+    ]
+    champion = figures.winner(record, retrains)
+    assert champion is not None
+    assert champion.trial == 0 and champion.mean_accuracy == pytest.approx(0.905)
+    assert champion.search_best == 1
+    assert [(t.trial, round(t.mean_accuracy, 3)) for t in champion.others] == [(1, 0.875)]
+
+
+def test_a_retrained_trial_other_than_a_newer_search_best_is_not_chosen_by_mean() -> None:
+    """The search found a new best after #0 and #1 were retrained: it has no retrained model
+    yet, so the pick by mean does not apply (export takes the new best's checkpoint)."""
+    from automl.storage.tables import chosen_retrained
+
+    retrains = [make_retrain(1, 0.8), make_retrain(0, 0.9)]
+    assert chosen_retrained(retrains, search_best=5) is None
+    pick = chosen_retrained(retrains, search_best=1)
+    assert pick is not None and pick.trial == 0
+    assert chosen_retrained([], search_best=1) is None

@@ -216,3 +216,29 @@ def test_a_trial_resumed_mid_way_is_shown_as_resumed() -> None:
     retry = make_trial(1, C, 0.9, retry_of=0, resumed_epoch=4)
     page = render(make_record([killed, retry]))
     assert "3 (resumed #0 after epoch 4)" in _page_outside_plotly(page)
+
+
+def test_the_winner_shows_its_noise_floor_and_how_it_was_chosen() -> None:
+    record = make_record([make_trial(0, C, 0.89), make_trial(1, C, 0.9)])
+    page = render(
+        record,
+        [
+            make_retrain(1, 0.80, seed=1),
+            make_retrain(1, 0.84, seed=0),
+            make_retrain(0, 0.90, seed=1),
+            make_retrain(0, 0.92, seed=0),
+            make_retrain(0, 0.91, seed=2),
+        ],
+    )
+    floor = re.search(r"<th>Noise floor</th><td>([^<]*)</td>", page)
+    assert floor is not None
+    assert floor.group(1).startswith("test accuracy varies by 0.0082 (std; range 0.0200)")
+    assert "the search&#x27;s two best trials differ by 0.0100 in val_accuracy" in floor.group(1)
+    chosen = re.search(r"<th>Chosen</th><td>([^<]*)</td>", page)
+    assert chosen is not None
+    assert "best mean test accuracy of 2 retrained trials (#0 0.9100, #1 0.8200)" in (
+        chosen.group(1)
+    )
+    assert "the search ranked #1 first" in chosen.group(1)
+    one_seed = render(record, [make_retrain(1, 0.84)])
+    assert "Noise floor" not in one_seed and "<th>Chosen</th>" not in one_seed
