@@ -39,3 +39,24 @@ def test_pruning_analysis_replays_optunas_successive_halving() -> None:
     result = analyse(curves, 9)
     assert result["winner"] == 3 and result["signals"]["val_accuracy"]["winner_pruned_at"] is None
     assert result["signals"]["val_accuracy"]["epochs"] == 28
+
+
+def test_pruning_analysis_cuts_curves_as_early_stopping_does() -> None:
+    """Keras's EarlyStopping(patience=p) on validation accuracy stops p epochs after the best;
+    the analysis then asks whether the eventual winner was stopped before its best."""
+    from benchmarks.b2_pruning_analysis import analyse, early_stop_epoch
+
+    def curve(*accuracies: float) -> list[dict[str, float]]:
+        return [{"val_accuracy": a, "val_loss": 1 - a} for a in accuracies]
+
+    # A plateau of 3 epochs, then a late climb to the best at epoch 6.
+    late = curve(0.5, 0.6, 0.6, 0.6, 0.6, 0.9, 0.9)
+    assert early_stop_epoch(late, 3) == 5 and early_stop_epoch(late, 5) == 7
+    assert early_stop_epoch(curve(0.1, 0.2), 1) == 2
+    steady = curve(0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7)
+    result = analyse([steady, late], 7)
+    assert result["winner"] == 1
+    assert result["patience"]["3"]["winner_cut_before_best"] is True
+    assert result["patience"]["3"]["best_reached_without_pruner"] == 0.7
+    assert result["patience"]["5"]["winner_cut_before_best"] is False
+    assert result["patience"]["10"]["best_reached_without_pruner"] == 0.9
