@@ -80,6 +80,9 @@ class Tuner:
         patience: early-stopping patience in epochs, None for none. Defaults to `5`.
         tensorboard: a folder for TensorBoard logs of every trial (scalars, HParams).
             Defaults to `None`.
+        deterministic: TensorFlow op determinism with fixed thread counts, so that
+            `automl trial --replay STUDY:N` reproduces a trial exactly (slower). Defaults to
+            `False`.
         executions_per_trial: models trained per configuration with different seeds; the
             objective, pruning and early stopping follow their mean (`--repeats`). Defaults
             to `1`.
@@ -111,6 +114,7 @@ class Tuner:
         max_consecutive_failed_trials: int = 5,
         executions_per_trial: int = 1,
         tensorboard: str | os.PathLike[str] | None = None,
+        deterministic: bool = False,
         **keras_tuner_arguments: Any,
     ) -> None:
         _check_keras_tuner_arguments(keras_tuner_arguments)
@@ -142,6 +146,7 @@ class Tuner:
         self.pruner = pruner
         self.seed = seed or 0
         self.patience = patience
+        self.deterministic = deterministic
         self.max_failures = max_consecutive_failed_trials
         self.tensorboard = os.fspath(tensorboard) if tensorboard is not None else None
         self._overwrite = overwrite
@@ -242,6 +247,7 @@ class Tuner:
             patience=self.patience,
             tensorboard=self.tensorboard,
             repeats=self.executions_per_trial,
+            deterministic=self.deterministic,
         )
         from rich.console import Console
 

@@ -72,9 +72,13 @@ def test_search_resumes_a_changed_hypermodel_is_refused_and_overwrite_starts_ove
     with pytest.raises(AutoMLError, match="changed"):
         Tuner(build_changed, max_trials=4, **common).search(**data)  # type: ignore[arg-type]
     assert _finished(again) == [0, 1, 2]
-    fresh = Tuner(build_changed, max_trials=1, overwrite=True, **common)  # type: ignore[arg-type]
+    fresh = Tuner(build_changed, max_trials=1, overwrite=True, deterministic=True, **common)  # type: ignore[arg-type]
     fresh.search(**data)
     assert _finished(fresh) == [0] and set(fresh.study.trials[0].params) == {"unused"}
+    from automl.storage.store import StudyStore
+
+    # (searched with op determinism: `automl trial --replay resumed:0` reproduces it)
+    assert StudyStore(fresh.storage).record("resumed").settings.deterministic
     assert "Study 'resumed': 1 of 1 finished" in capsys.readouterr().out
 
 
