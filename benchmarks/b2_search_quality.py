@@ -283,7 +283,7 @@ def automl_arm(
             pruner=pruner,
             seed=seed,
             timeout=seconds,
-            patience=None,
+            patience=SearchConfig.patience,  # the default, as a user runs it
             study="b2",
             keep_checkpoints=1,
         )

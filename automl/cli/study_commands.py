@@ -144,9 +144,10 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
     group.add_argument(
         "--patience",
         type=count_arg("--patience", minimum=0),
-        default=5,
+        default=0,
         metavar="P",
-        help="early-stopping patience in epochs, 0 for none",
+        help="early-stopping patience in epochs (default 0: none; the pruner stops poor "
+        "trials, and a patience stops the slow climbers that would have won)",
     )
     devices = command.add_argument_group("devices")
     devices.add_argument(

@@ -77,7 +77,8 @@ class Tuner:
             `automl search` (so `automl show` there reads the study).
         overwrite: delete the study (and its folder) before the first search. Defaults to
             `False`: a study of that name resumes.
-        patience: early-stopping patience in epochs, None for none. Defaults to `5`.
+        patience: early-stopping patience in epochs, None for none (as Keras Tuner: the
+            pruner stops poor trials). Defaults to `None`.
         tensorboard: a folder for TensorBoard logs of every trial (scalars, HParams).
             Defaults to `None`.
         deterministic: TensorFlow op determinism with fixed thread counts, so that
@@ -110,7 +111,7 @@ class Tuner:
         overwrite: bool = False,
         *,
         project_name: str | None = None,
-        patience: int | None = 5,
+        patience: int | None = None,
         max_consecutive_failed_trials: int = 5,
         executions_per_trial: int = 1,
         tensorboard: str | os.PathLike[str] | None = None,

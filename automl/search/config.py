@@ -46,7 +46,8 @@ class SearchConfig:
         jit: compile every model's training step with XLA.
         allow_space_change: resume even if the space file or data changed.
         keep_checkpoints: best-epoch checkpoints kept (of the best complete trials).
-        patience: early-stopping patience in epochs; None for none.
+        patience: early-stopping patience in epochs; None for none (the default: see
+            `runner.DEFAULT_PATIENCE`).
         recycle_after: trials after which a worker is replaced (memory hygiene).
         recycle_memory_mib: resident-memory growth after which a worker is replaced.
         executor: `keras`, or `module:factory` for benchmarks.
@@ -83,7 +84,7 @@ class SearchConfig:
     jit: bool = False
     allow_space_change: bool = False
     keep_checkpoints: int = 3
-    patience: int | None = 5
+    patience: int | None = None
     recycle_after: int = 100
     recycle_memory_mib: float = 1024.0
     executor: str = "keras"

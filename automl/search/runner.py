@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 EpochHook = Callable[[int, Mapping[str, float]], bool]
 """Called after each epoch with (1-based epoch, metrics); returns False to stop (prune)."""
 
-DEFAULT_PATIENCE = 5
+# No early stopping unless asked for (`--patience P`): the pruner already stops poor trials,
+# and on validation accuracy (steps of one image) a patience of 5 mostly stopped the slow
+# climbers that would have won (issue 22's pruning analysis, benchmarks/README.md).
+DEFAULT_PATIENCE: int | None = None
 
 
 class Outcome(str, Enum):
@@ -127,7 +130,7 @@ def run_trial(
             may still rank first, on cost).
             Defaults to `None` (always).
         patience: epochs without improvement before early stopping; None for none.
-            Defaults to `5`.
+            Defaults to `DEFAULT_PATIENCE` (none).
         verbose: Keras `fit` verbosity. Defaults to `0`.
         resume: where to keep the trial's resume point (`.../resume/trial-N`), so that a retry
             can continue mid-way if this worker is killed; None for none. Defaults to `None`.

@@ -83,7 +83,7 @@ class WorkerSetup:
     objective: Objective
     executor: str = "keras"
     preflight: bool = False
-    patience: int | None = 5
+    patience: int | None = None
     log_dir: str | None = None
     space_sha256: str | None = None
     precision: str = "auto"
