@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, median, search_cnn, table, write_result
+from benchmarks.common import FLAGSHIP, median, search_cnn, space_tag, table, write_result
 
 ETA = 3
 TOP = 5
@@ -194,12 +194,12 @@ def search_curves(
         workers=workers,
         study=f"analysis-{seed}",
     )
-    return curves  # type: ignore[no-any-return]
+    return curves
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default=str(REPO / "spaces" / "cnn.py"))
+    parser.add_argument("--space", default=str(FLAGSHIP))
     parser.add_argument("--data", default="digits")
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=27)
@@ -274,10 +274,8 @@ def main() -> None:
             ],
         )
     )
-    flagship = Path(args.space).resolve() == (REPO / "spaces" / "cnn.py").resolve()
     write_result(
-        f"b2_pruning_analysis_{'' if flagship else Path(args.space).stem + '_'}"
-        f"{Path(args.data).stem}",
+        f"b2_pruning_analysis_{space_tag(args.space)}{Path(args.data).stem}",
         {"settings": vars(args), "runs": runs},
     )
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automl.search import SearchConfig
 from benchmarks.common import (
-    REPO,
+    FLAGSHIP,
     RESULTS,
     median,
     mnist_5k_npz,
+    search_cnn,
+    space_tag,
     table,
     write_figure,
     write_result,
@@ -41,7 +43,6 @@ from benchmarks.common import (
 Curve = list[tuple[float, int, float]]  # (seconds, cumulative epochs, best so far)
 
 
-FLAGSHIP = REPO / "spaces" / "cnn.py"
 KERAS_TUNER_ARMS = ("keras_tuner_hyperband", "keras_tuner_bayesian")
 
 
@@ -104,19 +105,30 @@ def _test_accuracy(model: Any, data: Any) -> float:
     return float(np.mean(np.argmax(model.predict(test, verbose=0), 1) == data.test.y))
 
 
-def keras_tuner_arm(
-    data: Any, seed: int, max_epochs: int, folder: Path, space_path: Path = FLAGSHIP
-) -> dict[str, Any]:
-    import keras
-    import keras_tuner
-
+def _space_and_info(data: Any, max_epochs: int, space_path: Path) -> tuple[Any, Any]:
+    """The space file, loaded, and the `SpaceInfo` its `build` gets (as automl's trials)."""
     from automl.spaces import SpaceInfo, load_space
 
-    space = load_space(space_path)
     info = SpaceInfo(
         data.input_shape, data.num_classes, data.class_names, len(data.train), max_epochs
     )
-    clock = _Clock()
+    return load_space(space_path), info
+
+
+def _keras_tuner_search(
+    data: Any,
+    seed: int,
+    max_epochs: int,
+    space_path: Path,
+    clock: _Clock,
+    make_tuner: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """Run a Keras Tuner tuner (`make_tuner(hypermodel)`) over the space, every trial at
+    `max_epochs`, timed by `clock`; the curve, the seconds and its best model's test accuracy."""
+    import keras
+    import keras_tuner
+
+    space, info = _space_and_info(data, max_epochs, space_path)
     fit = _fit(data, seed)
 
     class HyperModel(keras_tuner.HyperModel):
@@ -126,20 +138,36 @@ def keras_tuner_arm(
         def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
             return fit(hp, model, **kwargs)
 
-    tuner = keras_tuner.Hyperband(
-        HyperModel(),
-        objective="val_accuracy",
-        max_epochs=max_epochs,
-        factor=3,
-        seed=seed,
-        directory=str(folder),
-        project_name="kt",
-        overwrite=True,
-    )
+    tuner = make_tuner(HyperModel())
     tuner.search(epochs=max_epochs, callbacks=[clock.callback()], verbose=0)
     accuracy = _test_accuracy(tuner.get_best_models(1)[0], data)
     keras.backend.clear_session()
     return {"curve": clock.curve, "seconds": clock.elapsed, "test_accuracy": accuracy}
+
+
+def keras_tuner_arm(
+    data: Any, seed: int, max_epochs: int, folder: Path, space_path: Path = FLAGSHIP
+) -> dict[str, Any]:
+    """Keras Tuner's `Hyperband` run directly (factor 3): it sets every other arm's wall time."""
+    import keras_tuner
+
+    return _keras_tuner_search(
+        data,
+        seed,
+        max_epochs,
+        space_path,
+        _Clock(),
+        lambda hypermodel: keras_tuner.Hyperband(
+            hypermodel,
+            objective="val_accuracy",
+            max_epochs=max_epochs,
+            factor=3,
+            seed=seed,
+            directory=str(folder),
+            project_name="kt",
+            overwrite=True,
+        ),
+    )
 
 
 def keras_tuner_bayesian_arm(
@@ -147,17 +175,9 @@ def keras_tuner_bayesian_arm(
 ) -> dict[str, Any]:
     """Keras Tuner's `BayesianOptimization` run directly, as its guide shows it: every trial
     trains `max_epochs` epochs (no pruning, no early stopping), until the wall time is spent."""
-    import keras
     import keras_tuner
 
-    from automl.spaces import SpaceInfo, load_space
-
-    space = load_space(space_path)
-    info = SpaceInfo(
-        data.input_shape, data.num_classes, data.class_names, len(data.train), max_epochs
-    )
     clock = _Clock(budget=seconds)
-    fit = _fit(data, seed)
 
     class Oracle(keras_tuner.oracles.BayesianOptimizationOracle):
         def populate_space(self, trial_id: str) -> dict[str, Any]:
@@ -165,24 +185,20 @@ def keras_tuner_bayesian_arm(
                 return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
             return super().populate_space(trial_id)
 
-    class HyperModel(keras_tuner.HyperModel):
-        def build(self, hp: Any) -> Any:
-            return space.build(hp, info)
-
-        def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
-            return fit(hp, model, **kwargs)
-
-    tuner = keras_tuner.Tuner(
-        oracle=Oracle(objective="val_accuracy", max_trials=10_000, seed=seed),
-        hypermodel=HyperModel(),
-        directory=str(folder),
-        project_name="kt-bayesian",
-        overwrite=True,
+    return _keras_tuner_search(
+        data,
+        seed,
+        max_epochs,
+        space_path,
+        clock,
+        lambda hypermodel: keras_tuner.Tuner(
+            oracle=Oracle(objective="val_accuracy", max_trials=10_000, seed=seed),
+            hypermodel=hypermodel,
+            directory=str(folder),
+            project_name="kt-bayesian",
+            overwrite=True,
+        ),
     )
-    tuner.search(epochs=max_epochs, callbacks=[clock.callback()], verbose=0)
-    accuracy = _test_accuracy(tuner.get_best_models(1)[0], data)
-    keras.backend.clear_session()
-    return {"curve": clock.curve, "seconds": clock.elapsed, "test_accuracy": accuracy}
 
 
 def optuna_arm(
@@ -196,12 +212,9 @@ def optuna_arm(
     import optuna
 
     from automl.search.engines import suggest
-    from automl.spaces import HyperParameters, SpaceInfo, load_space
+    from automl.spaces import HyperParameters
 
-    space = load_space(space_path)
-    info = SpaceInfo(
-        data.input_shape, data.num_classes, data.class_names, len(data.train), max_epochs
-    )
+    space, info = _space_and_info(data, max_epochs, space_path)
     clock = _Clock(budget=seconds)
     fit = _fit(data, seed)
     winner: dict[str, Any] = {"value": -math.inf, "test_accuracy": None}
@@ -263,36 +276,31 @@ def automl_arm(
     seconds: float,
     sampler: str,
     pruner: str,
-    folder: Path,
     space_path: Path = FLAGSHIP,
 ) -> dict[str, Any]:
+    """automl's search with this sampler and pruner and its defaults otherwise (patience
+    included, as a user runs it), in a temporary folder, stopped at `seconds`."""
     from automl.data import DataOptions
     from automl.deploy import retrain_study
-    from automl.search import SearchConfig, run_search
 
-    home = os.getcwd()
-    os.chdir(folder)
-    try:
-        config = SearchConfig(
-            space=str(space_path),
-            trials=10_000,
-            data=data_source,
-            data_options=DataOptions(seed=0),
-            epochs=max_epochs,
-            sampler=sampler,
-            pruner=pruner,
-            seed=seed,
-            timeout=seconds,
-            patience=SearchConfig.patience,  # the default, as a user runs it
-            study="b2",
-            keep_checkpoints=1,
-        )
-        started = time.perf_counter()
-        summary = run_search(config, gpu_probe=lambda: [])
-        elapsed = time.perf_counter() - started
-        results = retrain_study("b2", storage=summary.storage_url, from_checkpoint=True)
-    finally:
-        os.chdir(home)
+    (summary, results), elapsed = search_cnn(
+        # Its winner's checkpoint, scored while the study's folder still exists.
+        lambda summary: (
+            summary,
+            retrain_study("b2", storage=summary.storage_url, from_checkpoint=True),
+        ),
+        space=space_path,
+        trials=10_000,
+        data=data_source,
+        data_options=DataOptions(seed=0),
+        epochs=max_epochs,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        timeout=seconds,
+        study="b2",
+        keep_checkpoints=1,
+    )
     record = summary.record
     origin = min(t.started for t in record.trials if t.started)
     finished = [(t.completed, t) for t in record.trials if t.completed]
@@ -534,12 +542,8 @@ def main() -> None:
         f"{','.join(DEFAULT_ARMS)})",
     )
     args = parser.parse_args()
-    flagship = Path(args.space).resolve() == FLAGSHIP.resolve()
-    result_name = (
-        "b2_search_quality_"
-        + ("" if flagship else f"{Path(args.space).stem}_")
-        + args.data
-        + ("_kt" if args.kt_bayesian else "")
+    result_name = f"b2_search_quality_{space_tag(args.space)}{args.data}" + (
+        "_kt" if args.kt_bayesian else ""
     )
     saved_path = RESULTS / f"{result_name}.json"
     runs: list[dict[str, Any]] = []
@@ -597,26 +601,19 @@ def main() -> None:
                 "random_no_pruning": ("random", "none"),
             }
             for name in [a for a in ARMS if a in wanted and a != "keras_tuner_hyperband"]:
-                with tempfile.TemporaryDirectory() as folder:
-                    if name == "keras_tuner_bayesian":
+                if name == "keras_tuner_bayesian":
+                    with tempfile.TemporaryDirectory() as folder:
                         arms[name] = keras_tuner_bayesian_arm(
                             data, seed, args.max_epochs, budget, Path(folder), space_path
                         )
-                    elif name == "optuna_tpe_hyperband":
-                        arms[name] = optuna_arm(data, seed, args.max_epochs, budget, space_path)
-                    else:
-                        sampler, pruner = automl_arms[name]
-                        arms[name] = automl_arm(
-                            source,
-                            seed,
-                            args.max_epochs,
-                            budget,
-                            sampler,
-                            pruner,
-                            Path(folder),
-                            space_path,
-                        )
-                        arms[name].update(sampler=sampler, pruner=pruner)
+                elif name == "optuna_tpe_hyperband":
+                    arms[name] = optuna_arm(data, seed, args.max_epochs, budget, space_path)
+                else:
+                    sampler, pruner = automl_arms[name]
+                    arms[name] = automl_arm(
+                        source, seed, args.max_epochs, budget, sampler, pruner, space_path
+                    )
+                    arms[name].update(sampler=sampler, pruner=pruner)
                 final = arms[name]["curve"][-1] if arms[name]["curve"] else (0, 0, float("nan"))
                 print(
                     f"seed {seed}: {name} best {final[2]:.4f} after {final[1]} epochs", flush=True

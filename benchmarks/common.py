@@ -91,10 +91,18 @@ def mnist_5k_npz(folder: Path) -> Path:
     return path
 
 
+FLAGSHIP = REPO / "spaces" / "cnn.py"
+
+
+def space_tag(space: str | os.PathLike[str]) -> str:
+    """How a result file names the space it ran: nothing for the flagship, else `<stem>_`."""
+    return "" if Path(space).resolve() == FLAGSHIP.resolve() else f"{Path(space).stem}_"
+
+
 def search_cnn(
     inspect: Any = None,
     gpu_probe: Any = lambda: [],
-    space: str | os.PathLike[str] = REPO / "spaces" / "cnn.py",
+    space: str | os.PathLike[str] = FLAGSHIP,
     **settings: Any,
 ) -> tuple[Any, float]:
     """Search a space (default `spaces/cnn.py`) in a temporary folder (its own store, and the
