@@ -325,8 +325,7 @@ def _run_replay(args: argparse.Namespace, console: Console) -> int:
             "without --replay)."
         )
     study, number = parse_target(args.replay)
-    url = storage_url(args)
-    plan = plan_replay(StudyStore(url).record(study), number)
+    plan = plan_replay(StudyStore(storage_url(args)), study, number)
     trial = plan.trial
     console.print(
         f"Replaying trial {number} of {study!r}: seed {plan.seed}, {plan.epochs} of "
@@ -340,7 +339,6 @@ def _run_replay(args: argparse.Namespace, console: Console) -> int:
     printer = _EpochPrinter(console)  # (its first epoch includes TensorFlow's start-up)
     result = replay_trial(
         plan,
-        storage=url,
         space_path=args.space,
         deterministic=args.deterministic,
         on_epoch=printer,

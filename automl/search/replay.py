@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from automl.errors import StoreError, UsageError
@@ -22,6 +23,7 @@ from automl.storage.records import StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     from automl.search.runner import TrialResult
+    from automl.storage.store import StudyStore
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ReplayPlan:
             stopping stopped the trial).
         objective: the study's objective.
         deterministic: whether the study was searched with `--deterministic`.
+        dataset_path: the study's saved copy of its data.
         notes: what may make the replay differ from the stored curve.
     """
 
@@ -49,6 +52,7 @@ class ReplayPlan:
     epochs: int
     objective: Objective
     deterministic: bool
+    dataset_path: Path
     notes: tuple[str, ...] = ()
 
 
@@ -67,12 +71,14 @@ def parse_target(text: str) -> tuple[str, int]:
     return study, int(number)
 
 
-def plan_replay(record: StudyRecord, number: int) -> ReplayPlan:
+def plan_replay(store: StudyStore, study: str, number: int) -> ReplayPlan:
     """The replay of trial `number` of a study.
 
     Raises:
-        StoreError: no such trial, or one that has not trained (no parameters or epochs).
+        StoreError: no such study, no such trial, or one that has not trained (no parameters
+            or epochs).
     """
+    record = store.record(study)
     trial = next((t for t in record.trials if t.number == number), None)
     if trial is None:
         numbers = [t.number for t in record.trials]
@@ -110,6 +116,7 @@ def plan_replay(record: StudyRecord, number: int) -> ReplayPlan:
         epochs=epochs,
         objective=Objective(record.metric, record.direction),  # type: ignore[arg-type]
         deterministic=settings.deterministic,
+        dataset_path=store.artifacts(study).dataset_path,
         notes=tuple(notes),
     )
 
@@ -117,7 +124,6 @@ def plan_replay(record: StudyRecord, number: int) -> ReplayPlan:
 def replay_trial(
     plan: ReplayPlan,
     *,
-    storage: str,
     space_path: str | None = None,
     deterministic: bool = False,
     on_epoch: Callable[[int, Mapping[str, float]], object] | None = None,
@@ -126,7 +132,6 @@ def replay_trial(
 
     Args:
         plan: from `plan_replay`.
-        storage: the storage URL (where the study's data copy is found).
         space_path: the space file, if it moved since the search (its hash must match).
         deterministic: force op determinism even if the study did not use it.
         on_epoch: called with each epoch's metrics.
@@ -136,7 +141,6 @@ def replay_trial(
         StoreError: the data changed since the search.
     """
     from automl.deploy.retrain import space_hash_matches, study_dataset, study_space
-    from automl.storage.store import StudyStore
 
     record = plan.record
     space_hash_matches(record, space_path)  # refused before anything is imported or run
@@ -144,7 +148,7 @@ def replay_trial(
 
     import_tensorflow(threads=plan.threads, deterministic=deterministic or plan.deterministic)
     set_precision(record.settings.precision)
-    dataset = study_dataset(record, StudyStore(storage).artifacts(record.name).dataset_path)
+    dataset = study_dataset(record, plan.dataset_path)
     space = study_space(record, space_path)
     from automl.search.runner import run_trial
     from automl.spaces import FixedAnswers

@@ -23,7 +23,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from automl.errors import AutoMLError, Interrupted, SpaceError
 from automl.search import engines
 from automl.search.checkpoints import CheckpointKeeper
-from automl.search.config import SearchConfig, trial_seed
+from automl.search.config import SearchConfig
 from automl.search.events import (
     SearchObserver,
     TrialEvent,
@@ -302,6 +302,7 @@ class Scheduler:
         trial, launch = self.study.launch(
             handle.slot.name, search_seed=self.config.seed, threads=handle.slot.threads
         )
+        assert launch.seed is not None  # (launch records it; only older records lack one)
         if plan is not None:
             sampler.launched(trial.number)  # type: ignore[union-attr]
         number = trial.number
@@ -319,7 +320,7 @@ class Scheduler:
             self.study.resume(trial, launch, point, self.objective.metric)
         request = TrialRequest(
             number=number,
-            seed=trial_seed(self.config.seed, number),  # as recorded in its launch
+            seed=launch.seed,
             epochs=plan.epochs if plan is not None else self.epochs,
             checkpoint=str(self.artifacts.checkpoint_path(number)),
             checkpoint_threshold=self.checkpoints.threshold(),

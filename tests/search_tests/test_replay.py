@@ -118,8 +118,8 @@ def test_a_replay_with_another_seed_differs_and_says_where(searched: tuple[Path,
 
     folder, _ = searched
     url = f"sqlite:///{folder / 's.db'}"
-    plan = plan_replay(StudyStore(url).record("space"), 1)
-    other = replay_trial(replace(plan, seed=plan.seed + 1), storage=url)
+    plan = plan_replay(StudyStore(url), "space", 1)
+    other = replay_trial(replace(plan, seed=plan.seed + 1))
     replayed = {i: e["val_accuracy"] for i, e in enumerate(other.history, start=1)}
     comparison = compare_curves(plan.trial.intermediate, replayed)
     assert not comparison.exact
