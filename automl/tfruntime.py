@@ -39,10 +39,8 @@ def import_tensorflow(
             sys.modules["tensorflow"].config.experimental.enable_op_determinism()
         return sys.modules["tensorflow"]
     debug = logging.getLogger("automl").isEnabledFor(logging.DEBUG)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
-    steady_cpu_memory()
+    preload_tensorflow()
     with quiet_stderr(enabled=not debug):
-        import keras  # noqa: F401 - imported here so its start-up is silenced too
         import tensorflow as tf
 
         if threads:
@@ -60,6 +58,22 @@ def import_tensorflow(
     tf.get_logger().setLevel("ERROR")
     _ready = True
     return tf
+
+
+def preload_tensorflow() -> None:
+    """Import TensorFlow and Keras quietly, with the memory settings, and configure nothing.
+
+    What a worker's import does before it sets its threads and devices: the process that
+    workers are forked from (`automl.search.preload`) runs this once, so that a worker (a new
+    one after a death included) starts without importing TensorFlow again. No device is touched
+    here, so each forked worker still chooses its own GPU and threads.
+    """
+    debug = logging.getLogger("automl").isEnabledFor(logging.DEBUG)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if debug else "3")
+    steady_cpu_memory()
+    with quiet_stderr(enabled=not debug):
+        import keras  # noqa: F401 - imported here so its start-up is silenced too
+        import tensorflow  # noqa: F401
 
 
 # glibc's mallopt parameter M_ARENA_MAX, and the number of arenas we allow.

@@ -126,12 +126,12 @@ def run_campaign(
             time.sleep(0.1)
         moment = time.monotonic() + gap
         while time.monotonic() < moment and scheduler.poll() is None:
-            seen.update(worker_pids(scheduler.pid))
+            seen.update(search_pids(scheduler.pid))
             time.sleep(0.05)
         if scheduler.poll() is not None:
             break  # the target was reached before every kill was spent
         workers = worker_pids(scheduler.pid)
-        seen.update(workers)
+        seen.update(search_pids(scheduler.pid))
         snapshot.update(_finished(workdir, study))
         if target == "worker" and workers:
             os.kill(rng.choice(sorted(workers)), signal.SIGKILL)
@@ -146,7 +146,7 @@ def run_campaign(
         seen.add(scheduler.pid)
         result.runs += 1
     while scheduler.poll() is None:
-        seen.update(worker_pids(scheduler.pid))
+        seen.update(search_pids(scheduler.pid))
         if time.monotonic() - started > timeout:
             scheduler.kill()
             break
@@ -237,19 +237,41 @@ def _runs_a_trial(workdir: Path, study: str, pid: int) -> bool:
 
 
 def worker_pids(pid: int) -> set[int]:
-    """Worker processes of a scheduler (not multiprocessing's resource tracker)."""
-    try:
-        pids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return set()
+    """Worker processes of a scheduler: its spawned children, or the children of the
+    forkserver it started (not multiprocessing's resource tracker, nor the forkserver)."""
     workers = set()
-    for child in pids:
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                workers.add(child)
-        except OSError:
-            continue
+    for child in _children(pid):
+        command = _cmdline(child)
+        if b"spawn_main" in command:
+            workers.add(child)
+        elif b"forkserver" in command:
+            workers.update(_children(child))
     return workers
+
+
+def search_pids(pid: int) -> set[int]:
+    """Every process under a scheduler (workers, forkserver, resource tracker, decoders)."""
+    found, todo = set(), [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _wait_gone(pids: set[int] | Sequence[int], seconds: float) -> None:

@@ -40,7 +40,6 @@ SPLITS = ("train", "val", "test")
 # Below this many images, decoding in this process beats starting others.
 PARALLEL_FROM = 256
 CHUNK = 128
-HASH_CHUNK = 16 * 1024 * 1024
 
 
 def cache_root() -> Path:
@@ -144,6 +143,7 @@ def _build(
     building.mkdir(parents=True)
     try:
         tasks = []
+        task_splits = []
         for name in SPLITS:
             files = assignment.get(name, [])
             target = building / f"{name}.u8"
@@ -154,11 +154,11 @@ def _build(
                     (i, str(p)) for i, (p, _) in enumerate(files[start : start + CHUNK], start)
                 ]
                 tasks.append((str(target), chunk, size, colour))
-        bad: list[tuple[str, str]] = []
+                task_splits.append(name)
+        results: list[tuple[list[tuple[str, str]], str]] = []
         total = sum(len(v) for v in assignment.values())
         if total < PARALLEL_FROM or (workers or os.cpu_count() or 1) <= 1:
-            for task in tasks:
-                bad += _decode_chunk(*task)
+            results = [_decode_chunk(*task) for task in tasks]
         else:
             import multiprocessing
 
@@ -168,19 +168,23 @@ def _build(
                     main_module_hidden(),
                     ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool,
                 ):
-                    for failed in pool.map(_decode_chunk, *zip(*tasks, strict=True)):
-                        bad += failed
+                    results = list(pool.map(_decode_chunk, *zip(*tasks, strict=True)))
             except BrokenProcessPool:
                 raise DataError(
-                    "a process decoding the images died (out of memory, killed, or the error "
-                    f"above); when automl runs from a script, {SCRIPT_GUARD_FIX}"
+                    "a process decoding the images died (out of memory, killed, or the "
+                    f"error above); when automl runs from a script, {SCRIPT_GUARD_FIX}"
                 ) from None
+        bad = [failure for failed, _ in results for failure in failed]
         labels = {
             name: np.array([label for _, label in assignment.get(name, [])], dtype=np.int64)
             for name in SPLITS
         }
         np.savez(building / "labels.npz", **labels)  # type: ignore[arg-type]
-        digest = _content_hash(building, assignment, shape, class_names)
+        chunks = {
+            name: [d for s, (_, d) in zip(task_splits, results, strict=True) if s == name]
+            for name in SPLITS
+        }
+        digest = _content_hash(chunks, labels, shape, class_names)
         meta = {"version": CACHE_VERSION, "shape": list(shape), "sha256": digest, "bad": bad}
         (building / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         for path in building.iterdir():
@@ -195,11 +199,17 @@ def _build(
 
 def _decode_chunk(
     target: str, chunk: list[tuple[int, str]], size: tuple[int, int], colour: bool
-) -> list[tuple[str, str]]:
-    """Decode some images into their rows of `target`; returns those that failed, with why."""
+) -> tuple[list[tuple[str, str]], str]:
+    """Decode some images into their rows of `target`.
+
+    Returns:
+        The files that failed, with why, and the sha256 of the rows written, in order (the
+        cache's hash is made of these, so no pass reads the cache again to hash it).
+    """
     from automl.data.images import decode_image
 
     bad = []
+    digest = hashlib.sha256()
     descriptor = os.open(target, os.O_WRONLY)
     try:
         row_bytes = size[0] * size[1] * (3 if colour else 1)
@@ -209,28 +219,28 @@ def _decode_chunk(
             except Exception as exc:  # every decoding failure is a bad file, reported by path
                 bad.append((path, f"corrupt: {type(exc).__name__}"))
                 continue
-            os.pwrite(descriptor, pixels.tobytes(), index * row_bytes)
+            row = pixels.tobytes()
+            digest.update(row)
+            os.pwrite(descriptor, row, index * row_bytes)
     finally:
         os.close(descriptor)
-    return bad
+    return bad, digest.hexdigest()
 
 
 def _content_hash(
-    folder: Path,
-    assignment: dict[str, list[tuple[Path, int]]],
+    chunks: dict[str, list[str]],
+    labels: dict[str, np.ndarray],
     shape: tuple[int, ...],
     class_names: Sequence[str],
 ) -> str:
-    """sha256 over each split's pixels (read in chunks, never whole) and labels, the shape and
-    the class names."""
+    """sha256 over each split's pixels (the digests of its chunks of rows, in order) and
+    labels, the shape and the class names."""
     digest = hashlib.sha256(f"images:{shape}".encode())
     for name in SPLITS:
         digest.update(f"{name}:".encode())
-        with open(folder / f"{name}.u8", "rb") as handle:
-            while chunk := handle.read(HASH_CHUNK):
-                digest.update(chunk)
-        labels = np.array([label for _, label in assignment.get(name, [])], dtype=np.int64)
-        digest.update(labels.tobytes())
+        for chunk in chunks[name]:
+            digest.update(bytes.fromhex(chunk))
+        digest.update(labels[name].tobytes())
     digest.update("\x00".join(class_names).encode("utf-8"))
     return digest.hexdigest()
 

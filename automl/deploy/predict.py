@@ -11,7 +11,6 @@ number of files.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,17 +81,10 @@ class Predictor:
             PIL.Image.DecompressionBombError: the file declares over twice that.
             OSError: missing, unreadable, truncated or not an image.
         """
-        from PIL import Image
+        from automl.data.images import decode_image
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.seek(0)
-                converted = image.convert("RGB" if self.channels == 3 else "L")
-        if converted.size != (self.width, self.height):
-            converted = converted.resize((self.width, self.height), Image.Resampling.BILINEAR)
-        array = np.asarray(converted, dtype=np.float32)
-        return array if self.channels == 3 else array[..., np.newaxis]
+        pixels = decode_image(Path(path), (self.height, self.width), self.channels == 3)
+        return pixels.astype(np.float32)
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of preprocessed images."""

@@ -22,7 +22,7 @@ from automl.search.checkpoints import CheckpointKeeper
 from automl.search.config import SearchConfig
 from automl.search.devices import Gpu, discover_gpus, usable_cpus
 from automl.search.events import NullObserver, SearchObserver, SearchStart, SearchSummary
-from automl.search.pool import WorkerPool, plan_slots
+from automl.search.pool import WorkerPool, plan_slots, warm_up
 from automl.search.scheduler import Scheduler
 from automl.search.study import SearchStudy, StudyPlan, data_summary, this_owner
 from automl.search.worker import WorkerSetup
@@ -90,6 +90,7 @@ def run_search(
             "automl worker joins a study that several hosts share in PostgreSQL (--storage "
             "postgresql://…); on one machine, automl search already uses every GPU or core."
         )
+    warm_up(config.executor)  # the workers' TensorFlow import overlaps loading the data
     if dataset is None:
         dataset = load_dataset(config.data or settings.data or "digits", config.data_options)
     store = StudyStore(

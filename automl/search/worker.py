@@ -277,13 +277,31 @@ class RemoteAnswers:
                 raise RuntimeError(f"the scheduler answered {other!r} to a parameter request")
 
 
-def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> None:
-    """Entry point of a worker process (spawned; nothing of the parent is inherited)."""
+def worker_main(
+    conn: Any,
+    slot: Slot,
+    setup: WorkerSetup,
+    parent_pid: int,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Entry point of a worker process, spawned or forked from the pool's server.
+
+    Args:
+        conn: the pipe to the scheduler.
+        slot: where this worker runs (its environment is applied first).
+        setup: what to load.
+        parent_pid: the scheduler's process id; the worker ends when the scheduler does.
+        env: the scheduler's environment when it started this worker (a forked worker has the
+            server's otherwise). Defaults to `None`: the inherited one.
+    """
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
     os.environ.update(slot.env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     if setup.log_dir:
         _redirect_output(Path(setup.log_dir) / f"{slot.name}.log")
-    _exit_with_parent(parent_pid)
+    _exit_with_parent(_watched_parent(parent_pid))
     started = time.perf_counter()
     try:
         _check_space_unchanged(setup)
@@ -312,6 +330,20 @@ def worker_main(conn: Any, slot: Slot, setup: WorkerSetup, parent_pid: int) -> N
                     # out of the collector's sight; each trial's own models are still collected.
                     gc.collect()
                     gc.freeze()
+
+
+def _watched_parent(scheduler_pid: int) -> int:
+    """The process whose death must end this worker: the scheduler, or the forkserver that the
+    scheduler started and that forked this worker (it ends when the scheduler does)."""
+    parent = os.getppid()
+    if parent != scheduler_pid:
+        try:
+            stat = Path(f"/proc/{parent}/stat").read_text(encoding="ascii", errors="replace")
+            if int(stat.rpartition(")")[2].split()[1]) == scheduler_pid:
+                return parent
+        except (OSError, ValueError, IndexError):
+            pass
+    return scheduler_pid
 
 
 def _epoch_hook(conn: Any) -> EpochHook:

@@ -155,7 +155,9 @@ def test_bad_image_sizes_are_refused(size: str, capsys: pytest.CaptureFixture[st
     assert "--image-size" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_larger_folder_is_decoded_in_parallel_processes(tmp_path: Path) -> None:
+def test_a_larger_folder_is_decoded_in_parallel_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from automl.data import cache
 
     from ..images import write_png
@@ -168,6 +170,16 @@ def test_a_larger_folder_is_decoded_in_parallel_processes(tmp_path: Path) -> Non
     files = sorted(root.rglob("*.png"))
     assert sum(data.sizes().values()) == count
     assert _rows(data) == {decode_image(f, (5, 6), True).tobytes() for f in files}
+    # The hash is made of each chunk's digest, computed where it was decoded: the same in one
+    # process as in several, and it changes with a pixel.
+    monkeypatch.setenv("AUTOML_CACHE", str(tmp_path / "one-process"))
+    monkeypatch.setattr(cache, "PARALLEL_FROM", 10**9)
+    alone = load_dataset(str(root))
+    assert Path(alone.train.x.filename).parent != Path(data.train.x.filename).parent
+    assert alone.sha256 == data.sha256
+    write_png(root / "a" / "1.png", (6, 5), "RGB", seed=10**6)
+    os.utime(root / "a" / "1.png", ns=(1, 1))
+    assert load_dataset(str(root)).sha256 != data.sha256
 
 
 def test_a_script_without_a_main_guard_loads_a_folder_once(tmp_path: Path) -> None:
@@ -192,3 +204,25 @@ def test_a_script_without_a_main_guard_loads_a_folder_once(tmp_path: Path) -> No
     guarded.write_text(f'if __name__ == "__main__":\n    {body}')
     result = run_script(guarded, timeout=120)
     assert result.returncode == 0 and "LOADED" in result.stdout, result.stderr[-2000:]
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_close_to_a_full_decode(tmp_path: Path) -> None:
+    """A JPEG at least twice the training size is decoded by libjpeg at 1/2, 1/4 or 1/8 scale
+    (`draft`), then resized: the pixels stay within a few levels of a full decode."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:960, 0:1280].astype(np.float32)
+    pixels = np.stack(
+        [np.sin(xx / 40) * 120 + 128, np.cos(yy / 55) * 120 + 128, (xx + yy) / 9 % 256], axis=-1
+    ).astype(np.uint8)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(pixels).save(path, quality=92)
+    decoded = decode_image(path, (96, 128), True)
+    with Image.open(path) as image:
+        full = np.asarray(image.convert("RGB").resize((128, 96), Image.Resampling.BILINEAR))
+    with Image.open(path) as image:
+        image.draft("RGB", (128, 96))
+        reduced = image.size
+    assert decoded.shape == (96, 128, 3) and reduced == (160, 120)  # decoded at 1/8 scale
+    difference = np.abs(decoded.astype(np.int16) - full.astype(np.int16))
+    assert 0 < difference.mean() < 2.0

@@ -22,7 +22,7 @@ from automl.search import SearchConfig, run_search
 from automl.search.devices import Gpu
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
-from benchmarks.b9_kill_campaign import worker_pids
+from benchmarks.b9_kill_campaign import search_pids, worker_pids
 
 from ..conftest import REPO
 
@@ -452,10 +452,18 @@ def test_scheduler_killed_then_rerun(workdir: Path) -> None:
     _wait_for(lambda: _trials(workdir, TrialState.RUNNING) == 1, scheduler=scheduler)
     workers = _running_workers(scheduler.pid)
     assert workers
+    # On Linux the workers are forked from the forkserver the scheduler started; it goes too.
+    everything = search_pids(scheduler.pid)
+    servers = [
+        p
+        for p in everything - set(workers)
+        if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+    assert len(servers) == 1 and set(workers) <= everything
     before = {t.number: t.value for t in store(workdir).record("space").trials if t.state.finished}
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(timeout=10)
-    _wait_for(lambda: not any(process_alive(pid) for pid in workers), timeout=5)
+    _wait_for(lambda: not any(process_alive(pid) for pid in everything), timeout=5)
     assert _trials(workdir, TrialState.RUNNING) == 1  # left RUNNING by the dead scheduler
     rerun = _scheduler(workdir, "--trials", "5", "--pruner", "none")
     out, err = rerun.communicate(timeout=120)
