@@ -923,11 +923,24 @@ def goals(figures: dict[str, Any], sizes: Sequence[int]) -> list[dict[str, Any]]
     large = max(sizes)
     end = figures[f"{large}/automl"]["first_epoch_end_s"]
     start = figures[f"{large}/automl"]["first_epoch_start_s"]
+    # The "first epoch within 30 s of launch", read both ways: training has started
+    # (time to first epoch), or the epoch is over (which the compute-only bound itself misses
+    # at 20,000 images: an epoch over 12,000 images at 192×256 is ~33 s of compute on a core).
+    if start is not None:
+        out.append(
+            {
+                "goal": f"{large:,}: first epoch starts ≤ 30 s after launch",
+                "measured": f"{start:.1f} s",
+                "met": start <= 30,
+            }
+        )
     if end is not None:
+        bound_end = figures[f"{large}/bound"]["first_epoch_end_s"]
         out.append(
             {
                 "goal": f"{large:,}: first epoch ≤ 30 s after launch (its end)",
-                "measured": f"{end:.1f} s (training started at {_fmt(start, 1)} s)",
+                "measured": f"{end:.1f} s (training started at {_fmt(start, 1)} s; the "
+                f"compute-only bound's first epoch ends at {_fmt(bound_end, 1)} s)",
                 "met": end <= 30,
             }
         )

@@ -17,6 +17,7 @@ the function executor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -217,20 +218,29 @@ def _finished(workdir: Path, study: str) -> dict[int, tuple[str, float | None]]:
 
 
 def _runs_a_trial(workdir: Path, study: str, pid: int) -> bool:
-    """Whether the scheduler `pid` has a trial running (read-only)."""
-    import optuna
+    """Whether the scheduler `pid` has a trial running: one read-only SQLite query. (Through
+    Optuna each look cost 0.11 s of CPU; ten a second took half a core from the search it
+    waits for, on 2 cores.)"""
+    import json
+    import sqlite3
 
     from automl.storage import attributes as keys
 
     try:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{workdir / 'runs' / 'automl.db'}")
-        trials = optuna.load_study(study_name=study, storage=storage).get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
-        )
-    except Exception:
-        return False
-    for trial in trials:
-        launch = keys.TrialLaunch.from_json(trial.user_attrs.get(keys.LAUNCH))
+        with contextlib.closing(
+            sqlite3.connect(f"file:{workdir / 'runs' / 'automl.db'}?mode=ro", uri=True)
+        ) as db:
+            rows = db.execute(
+                "SELECT a.value_json FROM trial_user_attributes a "
+                "JOIN trials t ON t.trial_id = a.trial_id "
+                "JOIN studies s ON s.study_id = t.study_id "
+                "WHERE t.state = 'RUNNING' AND a.key = ? AND s.study_name = ?",
+                (keys.LAUNCH, study),
+            ).fetchall()
+    except sqlite3.Error:
+        return False  # no store or no study yet
+    for (value,) in rows:
+        launch = keys.TrialLaunch.from_json(json.loads(value))
         if launch is not None and launch.owner.pid == pid:
             return True
     return False

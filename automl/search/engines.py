@@ -111,26 +111,41 @@ def make_sampler(
 
 
 def trial_seeded_random_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    """Optuna's random sampler, but each value drawn from (seed, trial number, parameter name).
+    """Optuna's random sampler, but each value drawn from (seed, draw index, parameter name).
 
     Optuna's own draws from one stream in the order values are asked for, and parallel trials
     ask interleaved: the configurations of a seeded random search would then depend on the
-    number of workers and on timing. Here trial `n` gets the same configuration whatever ran
-    beside it, so 1-worker and N-worker runs (B4) train the same models.
+    number of workers and on timing. Here the k-th trial that draws (trials run again with
+    fixed parameters, such as the retry of a killed trial, do not count) gets the same
+    configuration whatever ran beside it and whatever failed before it, so 1-worker and
+    N-worker runs (B4), and a search with kills and the same search without (B9), train the
+    same models.
     """
     import zlib
 
     import optuna
 
     class TrialSeededRandomSampler(optuna.samplers.RandomSampler):
+        def __init__(self) -> None:
+            super().__init__(seed=seed)
+            self._draws: dict[int, int] = {}  # trial number -> its draw index
+
         def sample_independent(
             self, study: Any, trial: Any, param_name: str, param_distribution: Any
         ) -> Any:
-            key = zlib.crc32(f"{seed}:{trial.number}:{param_name}".encode())
+            index = self._draws.get(trial.number)
+            if index is None:
+                index = sum(
+                    1
+                    for earlier in study.get_trials(deepcopy=False)
+                    if earlier.number < trial.number and "fixed_params" not in earlier.system_attrs
+                )
+                self._draws[trial.number] = index
+            key = zlib.crc32(f"{seed}:{index}:{param_name}".encode())
             draw = optuna.samplers.RandomSampler(seed=key)
             return draw.sample_independent(study, trial, param_name, param_distribution)
 
-    return TrialSeededRandomSampler(seed=seed)
+    return TrialSeededRandomSampler()
 
 
 def grid_space(specs: Sequence[ParamSpec]) -> dict[str, list[Value]]:

@@ -267,6 +267,31 @@ def test_random_sampler_draws_the_same_configurations_whatever_the_parallelism(
     assert len({round(p["x"], 9) for p in params[1].values()}) == 8  # still random draws
 
 
+def test_random_sampler_draws_the_same_configurations_whatever_was_retried() -> None:
+    """A retried trial (enqueued with its parameters) does not shift the draws of the trials
+    after it: a search with kills trains the same models as the same search without (B9)."""
+    import optuna
+
+    from automl.search.engines import trial_seeded_random_sampler
+
+    def fresh_draws(retry_after: set[int]) -> list[dict[str, float]]:
+        study = optuna.create_study(sampler=trial_seeded_random_sampler(5))
+        draws = []
+        while len(draws) < 6:
+            trial = study.ask()
+            params = {"x": trial.suggest_float("x", 0.0, 1.0)}
+            if "fixed_params" not in study.trials[trial.number].system_attrs:
+                draws.append(params)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if trial.number in retry_after:
+                study.enqueue_trial(params)  # as the scheduler re-queues a killed trial
+        return draws
+
+    plain, retried = fresh_draws(set()), fresh_draws({0, 2, 3})
+    assert plain == retried
+    assert len({d["x"] for d in plain}) == 6  # still random draws
+
+
 def test_grid_sampler_needs_discrete_parameters(workdir: Path) -> None:
     with pytest.raises(AutoMLError, match=r"--sampler grid needs discrete parameters.*'x'"):
         run_search(config(trials=2, sampler="grid"), gpu_probe=fake_gpus(0))
