@@ -1,7 +1,7 @@
 """A `tf.data.Dataset` given to `automl.Tuner.search`, written once into the study's folder.
 
 A notebook's `tf.data` pipeline may be larger than memory (`image_dataset_from_directory`,
-a generator, a `map` that decodes files), and spawned workers cannot run the notebook's
+a generator, a `map` that decodes files), and worker processes cannot run the notebook's
 pipeline. So it is iterated once, a batch at a time, in the notebook's process, and its rows are
 appended to one file per split in the layout of the image cache (`automl.data.cache`): row i
 of `train.bin` is training image i, labels beside in `labels.npz`. Every worker memory-maps

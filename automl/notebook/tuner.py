@@ -5,7 +5,7 @@ A Keras Tuner notebook switches by replacing `keras_tuner.RandomSearch(...)` wit
 `get_best_models`, `get_best_hyperparameters` and `results_summary`, now with trials in parallel
 on every GPU (or CPU slots), pruning, a resumable store, the report, retraining and export.
 
-The hypermodel is shipped to the spawned workers pickled (`automl.spaces.shipped`), and the
+The hypermodel is shipped to the worker processes pickled (`automl.spaces.shipped`), and the
 arrays are searched as a `Dataset` saved in the study's folder, as the CLI saves its data; a
 `tf.data` pipeline is written once into that folder, a batch at a time, and memory-mapped by
 every worker (`automl.data.streamed`).
