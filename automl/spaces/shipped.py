@@ -2,8 +2,9 @@
 
 Workers are separate processes (forked from the pool's forkserver, or spawned): they cannot
 import a notebook's `__main__`. `ship` pickles the hypermodel (a `build(hp)` /
-`build(hp, info)` function or a Keras Tuner `HyperModel`) with cloudpickle, which pickles what `__main__` defines by value, together with the `fit` arguments
-the caller gave (callbacks, class weights), into the study's folder, and writes beside it a
+`build(hp, info)` function or a Keras Tuner `HyperModel`) with cloudpickle, which pickles what
+`__main__` defines by value, together with the `fit` arguments the caller gave (callbacks,
+class weights), into the study's folder, and writes beside it a
 small space file that loads it. From there on it is a space file like any other: its text holds
 the hash of what was shipped, so the study's resume check, the workers' check before building,
 `automl retrain` and `automl report` all work on it unchanged.
