@@ -55,7 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import median, table, write_result  # noqa: E402
+from benchmarks.common import cmdline, median, table, write_result  # noqa: E402
 
 # -- the generated folder ----------------------------------------------------------------------
 
@@ -389,19 +389,12 @@ def _stdout_target(pid: int) -> str:
         return ""
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def automl_role(pid: int, root: bool) -> str:
     if root:
         return "scheduler"
     if _stdout_target(pid).endswith(".log"):
         return "worker"  # workers point their stdout at runs/<study>/logs/<slot>.log
-    command = _cmdline(pid)
+    command = cmdline(pid)
     if b"resource_tracker" in command:
         return "tracker"
     if b"spawn_main" in command:

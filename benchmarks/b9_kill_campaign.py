@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl.lifetime import process_alive  # noqa: E402 - after the path is set
+from benchmarks.common import children, cmdline  # noqa: E402
 
 
 @dataclass
@@ -217,28 +218,35 @@ def _finished(workdir: Path, study: str) -> dict[int, tuple[str, float | None]]:
     return {t.number: (t.state.value, t.value) for t in record.trials if t.state.finished}
 
 
-def _runs_a_trial(workdir: Path, study: str, pid: int) -> bool:
-    """Whether the scheduler `pid` has a trial running: one read-only SQLite query. (Through
-    Optuna each look cost 0.11 s of CPU; ten a second took half a core from the search it
-    waits for, on 2 cores.)"""
-    import json
+def store_rows(workdir: Path, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+    """The rows of one read-only query of the search's SQLite store; none before it exists."""
     import sqlite3
-
-    from automl.storage import attributes as keys
 
     try:
         with contextlib.closing(
             sqlite3.connect(f"file:{workdir / 'runs' / 'automl.db'}?mode=ro", uri=True)
         ) as db:
-            rows = db.execute(
-                "SELECT a.value_json FROM trial_user_attributes a "
-                "JOIN trials t ON t.trial_id = a.trial_id "
-                "JOIN studies s ON s.study_id = t.study_id "
-                "WHERE t.state = 'RUNNING' AND a.key = ? AND s.study_name = ?",
-                (keys.LAUNCH, study),
-            ).fetchall()
+            return db.execute(sql, tuple(parameters)).fetchall()
     except sqlite3.Error:
-        return False  # no store or no study yet
+        return []
+
+
+def _runs_a_trial(workdir: Path, study: str, pid: int) -> bool:
+    """Whether the scheduler `pid` has a trial running: one read-only SQLite query. (Through
+    Optuna each look cost 0.11 s of CPU; ten a second took half a core from the search it
+    waits for, on 2 cores.)"""
+    import json
+
+    from automl.storage import attributes as keys
+
+    rows = store_rows(
+        workdir,
+        "SELECT a.value_json FROM trial_user_attributes a "
+        "JOIN trials t ON t.trial_id = a.trial_id "
+        "JOIN studies s ON s.study_id = t.study_id "
+        "WHERE t.state = 'RUNNING' AND a.key = ? AND s.study_name = ?",
+        (keys.LAUNCH, study),
+    )
     for (value,) in rows:
         launch = keys.TrialLaunch.from_json(json.loads(value))
         if launch is not None and launch.owner.pid == pid:
@@ -250,12 +258,12 @@ def worker_pids(pid: int) -> set[int]:
     """Worker processes of a scheduler: its spawned children, or the children of the
     forkserver it started (not multiprocessing's resource tracker, nor the forkserver)."""
     workers = set()
-    for child in _children(pid):
-        command = _cmdline(child)
+    for child in children(pid):
+        command = cmdline(child)
         if b"spawn_main" in command:
             workers.add(child)
         elif b"forkserver" in command:
-            workers.update(_children(child))
+            workers.update(children(child))
     return workers
 
 
@@ -263,25 +271,11 @@ def search_pids(pid: int) -> set[int]:
     """Every process under a scheduler (workers, forkserver, resource tracker, decoders)."""
     found, todo = set(), [pid]
     while todo:
-        for child in _children(todo.pop()):
+        for child in children(todo.pop()):
             if child not in found:
                 found.add(child)
                 todo.append(child)
     return found
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def _wait_gone(pids: set[int] | Sequence[int], seconds: float) -> None:

