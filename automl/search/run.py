@@ -155,13 +155,15 @@ def run_search(
         busy = dict.fromkeys(plan.slots, 0.0)
         ready_at: float | None = None
         if record.finished < config.trials:
+            # A resumed study knows its space's parameters: no worker builds every branch again.
+            specs = study.recorded_parameters(settings.sha256)
             setup = WorkerSetup(
                 space_path=str(settings.path),
                 space_sha256=settings.sha256,
                 dataset_path=str(artifacts.dataset_path),
                 objective=objective,
                 executor=config.executor,
-                preflight=True,
+                preflight=not specs,
                 patience=config.patience,
                 log_dir=str(artifacts.logs_dir(per_host=store.sqlite_path is None)),
                 precision=config.precision,
@@ -186,6 +188,7 @@ def run_search(
                     (t.timings["first_epoch"] for t in record.trials if "first_epoch" in t.timings),
                     default=None,
                 ),
+                specs=specs,
             )
             deadline = started + config.timeout if config.timeout else None
             scheduler.run(deadline, interrupted=lambda: flag.signum)

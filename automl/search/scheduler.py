@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,8 @@ from automl.storage.records import TrialState
 if TYPE_CHECKING:
     import optuna
 
+    from automl.spaces.hyperparameters import ParamSpec
+
 log = logging.getLogger(__name__)
 
 # The default trial deadline: generous, since a first epoch also traces the model.
@@ -87,6 +89,9 @@ class Scheduler:
         finished: finished trials the study already has.
         slowest_epoch: the slowest epoch (seconds) the study has measured so far, which sets
             the default trial deadline; None before any.
+        specs: the space's parameters as the resumed study recorded them for this space file;
+            its workers then skip the preflight, and the first one ready starts the search.
+            Defaults to `()`: the first worker's preflight records them.
         clock: monotonic seconds (injected by tests). Defaults to `time.monotonic`.
     """
 
@@ -103,6 +108,7 @@ class Scheduler:
         observer: SearchObserver,
         finished: int = 0,
         slowest_epoch: float | None = None,
+        specs: Sequence[ParamSpec] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -127,6 +133,7 @@ class Scheduler:
         self.ready_at: float | None = None
         self.sampler_ready = False
         self.slowest_epoch = slowest_epoch
+        self.specs = tuple(specs)
         self._interrupted: Callable[[], int | None] = lambda: None
         self._starting: dict[int, float] = {}  # id(handle) -> when first seen starting
         self._last_beat: float | None = None
@@ -266,18 +273,20 @@ class Scheduler:
             return
         # The space built in a worker (its preflight): only now may a new study be created.
         self.study.create()
-        if ready.specs:
+        specs = ready.specs or self.specs
+        if specs:
             self.study.use_sampler(
                 engines.make_sampler(
                     self.config.sampler,
                     seed=self.config.seed,
                     slots=len(self.pool.workers),
-                    specs=ready.specs,
+                    specs=specs,
                     objective=self.objective,
                     epochs=self.epochs,
                 )
             )
-            self.study.record_parameters(ready.specs)
+            if ready.specs:
+                self.study.record_parameters(ready.specs)
             self.sampler_ready = True
         elif handle is self.pool.workers[0]:
             self.study.use_sampler(

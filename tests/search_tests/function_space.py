@@ -4,7 +4,8 @@
 AUTOML_TEST_LOG (append one JSON line per trial: pid, slot environment, start and end times),
 AUTOML_TEST_DELAY (seconds per epoch), AUTOML_TEST_FAIL ("build" raises in every trial but
 not in the recording run, "always" raises everywhere, "nan" yields NaN at epoch 2),
-AUTOML_TEST_HANG_ONCE (a path: the first trial to create it hangs at epoch 2). A trial resumed
+AUTOML_TEST_HANG_ONCE (a path: the first trial to create it hangs at epoch 2),
+AUTOML_TEST_PREFLIGHT_LOG (append one line per build of the preflight). A trial resumed
 mid-way gets `start_epoch`, the epochs it already did.
 """
 
@@ -23,6 +24,10 @@ def build(hp, start_epoch=0):
     with hp.conditional_scope("kind", ["b"]):
         if kind == "b":
             x += hp.Int("shift", 0, 3, default=1) * 0.1
+    preflights = os.environ.get("AUTOML_TEST_PREFLIGHT_LOG")
+    if preflights and os.environ.get("AUTOML_PREFLIGHT"):
+        with open(preflights, "a", encoding="utf-8") as handle:
+            handle.write(f"{kind}\n")
     fail = os.environ.get("AUTOML_TEST_FAIL", "")
     if fail == "always" or (fail == "build" and not os.environ.get("AUTOML_PREFLIGHT")):
         raise RuntimeError("this space always fails")

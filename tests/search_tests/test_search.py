@@ -139,6 +139,29 @@ def test_resume_to_a_larger_total(workdir: Path) -> None:
     assert len(third.record.trials) == 5  # target reached: nothing more runs
 
 
+def test_a_resumed_search_uses_its_recorded_space_without_the_preflight_build(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight builds every branch of the space (every backbone of `cnn.py`) before the
+    first trial; a study that recorded them with the same space file resumes without it."""
+    builds = workdir / "preflight.txt"
+    monkeypatch.setenv("AUTOML_TEST_PREFLIGHT_LOG", str(builds))
+    run_search(config(trials=2, workers=2), gpu_probe=fake_gpus(0), cpus=2)
+    assert sorted(builds.read_text().split()) == ["a", "b"]  # both branches of `kind`
+    second = run_search(config(trials=6, workers=2), gpu_probe=fake_gpus(0), cpus=2)
+    assert second.record.finished == 6
+    assert sorted(builds.read_text().split()) == ["a", "b"]  # no second preflight
+    # The stored space drives the sampler: trials of branch b still get their `shift`.
+    kinds = {t.params["kind"]: t.params for t in second.record.trials}
+    assert "shift" not in kinds.get("a", {})
+    assert all("shift" in t.params for t in second.record.trials if t.params["kind"] == "b")
+    # Another space file (allowed): its parameters are recorded again.
+    space = workdir / "space.py"
+    space.write_text(space.read_text() + "\n# changed\n")
+    run_search(config(trials=7, workers=2, allow_space_change=True), gpu_probe=fake_gpus(0), cpus=2)
+    assert sorted(builds.read_text().split()) == ["a", "a", "b", "b"]
+
+
 def test_changed_space_is_refused(workdir: Path) -> None:
     run_search(config(trials=1), gpu_probe=fake_gpus(0))
     space = workdir / "space.py"
