@@ -321,6 +321,23 @@ def test_grid_sampler_needs_discrete_parameters(workdir: Path) -> None:
         run_search(config(trials=2, sampler="grid"), gpu_probe=fake_gpus(0))
 
 
+def test_a_resumed_grid_search_goes_on_with_the_recorded_space(workdir: Path) -> None:
+    """The grid sampler needs the space's parameters; a resume takes them from the study."""
+    (workdir / "space.py").write_text(
+        "OBJECTIVE = ('score', 'maximize')\n"
+        "def build(hp):\n"
+        "    x = hp.Choice('x', [1, 2, 3])\n"
+        "    y = hp.Choice('y', ['a', 'b'])\n"
+        "    yield x + (y == 'b')\n"
+    )
+    first = run_search(config(trials=2, sampler="grid", pruner="none"), gpu_probe=fake_gpus(0))
+    assert first.record.finished == 2
+    second = run_search(config(trials=10, sampler="grid", pruner="none"), gpu_probe=fake_gpus(0))
+    pairs = [(t.params["x"], t.params["y"]) for t in second.record.trials]
+    assert sorted(pairs) == sorted((x, y) for x in (1, 2, 3) for y in ("a", "b"))  # each once
+    assert second.stopped == "the grid sampler has tried every combination"
+
+
 @pytest.mark.parametrize("pruner", [None, "hyperband"])
 def test_pruners_stop_bad_trials_at_their_rungs(workdir: Path, pruner: str | None) -> None:
     # None: the default, successive halving (eta 3) from epoch 1.
