@@ -9,6 +9,7 @@ every worker reads from.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -189,17 +190,27 @@ def _read_headers(
                     colour = image.mode not in ("1", "L", "LA", "I", "I;16", "F") and not (
                         _is_gray(image)
                     )
-        except (
-            OSError,
-            ValueError,
-            SyntaxError,
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-        ) as exc:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            bad.append((path, too_many_pixels(exc)))
+            continue
+        except (OSError, ValueError, SyntaxError) as exc:
             bad.append((path, f"corrupt: {type(exc).__name__}"))
             continue
         headers.append(_Header(item, (height, width), colour))
     return headers, bad
+
+
+def too_many_pixels(exc: Exception) -> str:
+    """Why Pillow refused to open a file (its `DecompressionBombError` or the warning made an
+    error): the pixel count the header declares, against Pillow's limit."""
+    from PIL import Image
+
+    declared = re.search(r"\((\d+) pixels\)", str(exc))
+    count = f"{int(declared.group(1)):,} pixels" if declared else "too many pixels"
+    return (
+        f"declares {count}, over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}: a possible "
+        "decompression bomb, not decoded"
+    )
 
 
 def _is_gray(image: object) -> bool:

@@ -150,8 +150,7 @@ def _why_unreadable(exc: Exception) -> str:
     if isinstance(exc, FileNotFoundError):
         return "no such file"
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return (
-            f"not a readable image (it declares more than {Image.MAX_IMAGE_PIXELS} pixels: a "
-            "possible decompression bomb, not decoded)"
-        )
+        from automl.data.images import too_many_pixels
+
+        return f"not a readable image ({too_many_pixels(exc)})"
     return f"not a readable image ({type(exc).__name__})"

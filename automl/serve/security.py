@@ -66,8 +66,10 @@ def check_image(path: Path, max_pixels: int) -> str | None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return "too many pixels (a possible decompression bomb); not decoded"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        from automl.data.images import too_many_pixels
+
+        return too_many_pixels(exc)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return "not an image"
     if width * height > max_pixels:
