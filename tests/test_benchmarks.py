@@ -60,3 +60,50 @@ def test_pruning_analysis_cuts_curves_as_early_stopping_does() -> None:
     assert result["patience"]["3"]["best_reached_without_pruner"] == 0.7
     assert result["patience"]["5"]["winner_cut_before_best"] is False
     assert result["patience"]["10"]["best_reached_without_pruner"] == 0.9
+
+
+def test_tpe_parallel_pairs_each_trial_with_the_one_running_beside_it() -> None:
+    from datetime import datetime, timedelta
+
+    from pytest import approx
+
+    from automl.spaces.hyperparameters import Kind, ParamSpec
+    from automl.storage.records import StudyRecord, TrialRecord, TrialState
+    from benchmarks.b2_tpe_parallel import distance, side_by_side
+
+    scales = {
+        "lr": ParamSpec("lr", Kind.FLOAT, low=1e-4, high=1e-2, log=True),
+        "units": ParamSpec("units", Kind.CHOICE, choices=(0, 64, 128)),
+    }
+    assert distance({"lr": 1e-3, "units": 64}, {"lr": 1e-3, "units": 64}, scales) == 0.0
+    assert distance({"lr": 1e-4, "units": 0}, {"lr": 1e-2, "units": 64}, scales) == 1.0
+    assert distance({"lr": 1e-3, "units": 0}, {"lr": 1e-2, "units": 0}, scales) == approx(0.25)
+
+    t0 = datetime(2026, 1, 1)
+
+    def trial(n: int, slot: str, start: int, end: int | None, lr: float) -> TrialRecord:
+        return TrialRecord(
+            n,
+            TrialState.COMPLETE,
+            0.5,
+            {"lr": lr, "units": 0},
+            started=t0 + timedelta(seconds=start),
+            completed=t0 + timedelta(seconds=end) if end is not None else None,
+            slot=slot,
+        )
+
+    record = StudyRecord(
+        name="s",
+        metric="val_accuracy",
+        direction="maximize",
+        trials=(
+            trial(0, "cpu0", 0, 10, 1e-4),
+            trial(1, "cpu1", 0, 4, 1e-2),
+            trial(2, "cpu1", 5, 12, 1e-3),  # beside 0 (still running)
+            trial(3, "cpu0", 11, 20, 1e-3),  # beside 2
+            trial(4, "cpu1", 13, None, 1e-2),  # beside 3
+        ),
+    )
+    pairs = side_by_side(record, scales)
+    assert [n for n, _ in pairs] == [1, 2, 3, 4]
+    assert [d for _, d in pairs] == approx([0.5, 0.25, 0.0, 0.25])
