@@ -24,7 +24,6 @@ import argparse
 import math
 import statistics
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,6 @@ ARMS: dict[str, dict[str, Any]] = {
 
 def tpe_with(startup: int | None, liar: bool) -> Any:
     """`engines.make_sampler`, with TPE's start-up trials and constant liar set."""
-    import optuna
-
     from automl.search import engines
 
     original = engines.make_sampler
@@ -51,15 +48,9 @@ def tpe_with(startup: int | None, liar: bool) -> Any:
     def make_sampler(name: str, **kwargs: Any) -> Any:
         if name != "tpe":
             return original(name, **kwargs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=kwargs["seed"],
-                n_startup_trials=startup or max(10, 2 * kwargs["slots"]),
-                multivariate=True,
-                group=True,
-                constant_liar=liar,
-            )
+        return engines.tpe_sampler(
+            kwargs["seed"], kwargs["slots"], n_startup_trials=startup, constant_liar=liar
+        )
 
     return make_sampler
 
@@ -116,7 +107,7 @@ def run_arm(space: Path, data: str, seed: int, trials: int, arm: str) -> dict[st
             finished = [t for t in record.trials if t.value is not None]
             complete = [t for t in finished if t.state.value == "complete"]
             best = max(complete or finished, key=lambda t: t.value)
-            startup = settings["startup"] or max(10, 2 * 2)
+            startup = settings["startup"] or engines.startup_trials(2)
             pairs = side_by_side(record, scales)
             after = [d for n, d in pairs if n >= startup]
             return {

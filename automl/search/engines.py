@@ -75,16 +75,7 @@ def make_sampler(
             return KerasTunerSampler(name, specs, objective or Objective(), seed, epochs)
 
     if name == "tpe":
-        with warnings.catch_warnings():
-            # `group` is marked experimental; it is what conditional spaces need.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=max(10, 2 * slots),
-                multivariate=True,
-                group=True,
-                constant_liar=True,
-            )
+        return tpe_sampler(seed, slots)
     if name == "random":
         return trial_seeded_random_sampler(seed)
     if name == "gp":
@@ -93,7 +84,7 @@ def make_sampler(
                 "--sampler gp needs PyTorch and SciPy (Optuna's GP sampler uses them); install "
                 "them (pip install torch scipy) or pick --sampler tpe."
             )
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(10, 2 * slots))
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(slots))
     if name == "cmaes":
         if importlib.util.find_spec("cmaes") is None:
             raise UsageError(
@@ -108,6 +99,36 @@ def make_sampler(
     if name == "grid":
         return optuna.samplers.GridSampler(grid_space(specs), seed=seed)
     raise UsageError(f"unknown --sampler {name!r}; use one of {', '.join(SAMPLERS)}.")
+
+
+def startup_trials(slots: int) -> int:
+    """Random trials before a model-based sampler (TPE, GP) proposes: at least 10, and two
+    per parallel slot, so that the first proposals do not all start before any result."""
+    return max(10, 2 * slots)
+
+
+def tpe_sampler(
+    seed: int,
+    slots: int,
+    *,
+    n_startup_trials: int | None = None,
+    constant_liar: bool = True,
+) -> optuna.samplers.TPESampler:
+    """automl's TPE: multivariate and grouped (conditional spaces), with the constant liar so
+    that parallel workers do not propose the same point (B2's `b2_tpe_parallel.py` measures
+    both settings). `n_startup_trials` defaults to `startup_trials(slots)`."""
+    import optuna
+
+    with warnings.catch_warnings():
+        # `group` is marked experimental; it is what conditional spaces need.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=n_startup_trials or startup_trials(slots),
+            multivariate=True,
+            group=True,
+            constant_liar=constant_liar,
+        )
 
 
 def trial_seeded_random_sampler(seed: int) -> optuna.samplers.BaseSampler:

@@ -26,6 +26,7 @@ from automl.search.pool import WorkerPool, plan_slots, warm_up
 from automl.search.scheduler import Scheduler
 from automl.search.study import SearchStudy, StudyPlan, data_summary, this_owner
 from automl.search.worker import WorkerSetup
+from automl.spaces.hyperparameters import ParamSpec
 from automl.spaces.loader import Objective, read_space_settings
 from automl.storage.artifacts import ArtifactStore
 from automl.storage.attributes import Owner
@@ -155,8 +156,13 @@ def run_search(
         busy = dict.fromkeys(plan.slots, 0.0)
         ready_at: float | None = None
         if record.finished < config.trials:
-            # A resumed study knows its space's parameters: no worker builds every branch again.
-            specs = study.recorded_parameters(settings.sha256)
+            # A resumed study knows the parameters of this very space file (a changed one was
+            # stored without them): no worker builds every branch again.
+            specs = (
+                tuple(ParamSpec.from_dict(p) for p in record.space.parameters)
+                if record.space.sha256 == settings.sha256
+                else ()
+            )
             setup = WorkerSetup(
                 space_path=str(settings.path),
                 space_sha256=settings.sha256,

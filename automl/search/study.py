@@ -456,16 +456,6 @@ class SearchStudy:
     def use_sampler(self, sampler: optuna.samplers.BaseSampler) -> None:
         self.study.sampler = sampler
 
-    def recorded_parameters(self, sha256: str) -> tuple[ParamSpec, ...]:
-        """The space's parameter table this study recorded, if it was recorded for the space
-        file of hash `sha256` (another file, or none recorded yet: empty)."""
-        if self._study is None:
-            return ()
-        space = SpaceProvenance.from_json(self._study.user_attrs.get(keys.SPACE))
-        if space.sha256 != sha256:
-            return ()
-        return tuple(ParamSpec.from_dict(p) for p in space.parameters)
-
     def record_parameters(self, specs: Sequence[ParamSpec]) -> None:
         """Store the space's parameter table (known once a worker has run the preflight)."""
         space = SpaceProvenance.from_json(self.study.user_attrs.get(keys.SPACE))
