@@ -81,6 +81,14 @@ def record(study: str) -> list[TrialRecord]:
     return list(StudyStore(URL).record(study).trials)
 
 
+def trials_and_hosts(study: str) -> tuple[list[TrialRecord], dict[int, str | None]]:
+    """The study's trials and the host that launched each, read in that order: a host may ask
+    for a trial between the two reads, and every trial of the first read is in the second
+    (None where it has no launch yet), so every trial read has an entry in the hosts."""
+    trials = record(study)
+    return trials, hosts_of(study)
+
+
 def executions(workdir: Path) -> int:
     log = workdir / "trials.log"
     return len(log.read_text().splitlines()) if log.exists() else 0
@@ -194,8 +202,7 @@ def test_a_killed_host_s_trials_are_rerun_by_the_other_after_the_grace_period(
     b = host(workdir, study, "host-b", trials=24, epochs=6, AUTOML_TEST_DELAY="0.3")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # host A runs trials, one mid-way, and some finished
-        trials = record(study) if _exists(study) else []
-        ran = hosts_of(study) if trials else {}
+        trials, ran = trials_and_hosts(study) if _exists(study) else ([], {})
         mine = [t for t in trials if t.state is TrialState.RUNNING and ran[t.number] == "host-a"]
         if any(t.intermediate for t in mine) and sum(t.state.finished for t in trials) >= 4:
             break
@@ -205,16 +212,13 @@ def test_a_killed_host_s_trials_are_rerun_by_the_other_after_the_grace_period(
     before = {t.number: (t.state, t.value) for t in record(study) if t.state.finished}
     os.kill(a.pid, signal.SIGKILL)
     a.wait()
-    # The record first, then the hosts: host B may ask for a trial between two reads, and
-    # every trial of the first read is in the second (None where it has no launch yet).
-    trials = record(study)
-    ran = hosts_of(study)
+    trials, ran = trials_and_hosts(study)
     killed = [
         t.number for t in trials if t.state is TrialState.RUNNING and ran[t.number] == "host-a"
     ]
     assert killed
     finish(b, timeout=170)
-    trials, ran = record(study), hosts_of(study)
+    trials, ran = trials_and_hosts(study)
     after = {t.number: (t.state, t.value) for t in trials}
     assert all(after[n] == was for n, was in before.items())  # nothing finished is lost
     assert sum(t.state.finished for t in trials) >= 24
