@@ -11,6 +11,7 @@ needed to reach Keras Tuner's final best, and each winner's test accuracy.
     python benchmarks/b2_search_quality.py [--data digits|mnist5k] [--seeds 5] [--max-epochs 27]
     python benchmarks/b2_search_quality.py --data digits --replot   # figure from saved JSON
     python benchmarks/b2_search_quality.py --data digits --first-seed 1 --seeds 1 --append
+    python benchmarks/b2_search_quality.py --data digits --markdown  # README table from saved JSON
 """
 
 from __future__ import annotations
@@ -514,6 +515,85 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
     return ratios
 
 
+ARM_LABELS = {
+    "automl_default": "automl default (TPE, successive halving, no patience)",
+    "automl_kt_bayesian": "automl with Keras Tuner's Bayesian oracle",
+    "keras_tuner_hyperband": "Keras Tuner Hyperband 27/3",
+    "keras_tuner_bayesian": "Keras Tuner BayesianOptimization",
+    "optuna_tpe_hyperband": "Optuna TPE + HyperbandPruner (hand-written loop)",
+    "random_no_pruning": "random, no pruning",
+}
+
+
+def markdown(runs: list[dict[str, Any]], ratios: dict[str, float]) -> str:
+    """`benchmarks/README.md`'s table of a result file (per-seed values in seed order, then
+    their median) and one sentence against issue 22's goals, from `summarize`'s ratios."""
+
+    def cells(values: list[float], digits: int = 4) -> list[str]:
+        return [" / ".join(f"{v:.{digits}f}" for v in values), f"{median(values):.{digits}f}"]
+
+    lines = [
+        "| arm | final best val acc | median | epochs run | reached the best KT arm's final "
+        "best at (s) | winner's test acc | median |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in (n for n in ARMS if all(n in r["arms"] for r in runs)):
+        arms = [r["arms"][name] for r in runs]
+        reach = " / ".join(
+            "never" if a["reached_seconds"] is None else f"{a['reached_seconds']:.0f}" for a in arms
+        )
+        row = [
+            ARM_LABELS[name],
+            *cells([a["final_best"] for a in arms]),
+            " / ".join(str(a["total_epochs"]) for a in arms),
+            reach,
+            *cells([a["test_accuracy"] for a in arms]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    per_seed = []
+    for run in runs:
+        ours, kt = run["arms"]["automl_default"], run["arms"]["keras_tuner_hyperband"]
+        per_seed.append(
+            "never"
+            if ours["reached_seconds"] is None
+            else f"{ours['reached_seconds'] / kt['seconds']:.2f}× / "
+            f"{ours['reached_epochs'] / kt['total_epochs']:.2f}×"
+        )
+
+    def verdict(met: bool) -> str:
+        return "**met**" if met else "**missed**"
+
+    def times(ratio: float) -> str:
+        # Three decimals where two would round onto a goal (0.304 is not ≤ 0.3).
+        shown = f"{ratio:.2f}"
+        return (
+            f"{ratio:.3f}×" if float(shown) in (0.3, 0.5) and ratio != float(shown) else shown + "×"
+        )
+
+    seconds, epochs = ratios["seconds_ratio"], ratios["epoch_ratio"]
+    if math.isinf(seconds):
+        reached_text = "not reached at the median (a seed that never reached it counts as infinite)"
+    else:
+        reached_text = f"{times(seconds)} and {times(epochs)}"
+        if "seconds_ratio_per_epoch" in ratios:
+            reached_text += (
+                f" ({times(ratios['seconds_ratio_per_epoch'])} and "
+                f"{times(ratios['epoch_ratio_per_epoch'])} recounted per epoch)"
+            )
+    final, kt_final = ratios["final_best"], ratios["best_keras_tuner_final_best"]
+    test, kt_test = ratios["test_accuracy"], ratios["best_keras_tuner_test_accuracy"]
+    lines += [
+        "",
+        f"Against the goals (medians of {len(runs)} seeds): final best at equal wall time "
+        f"{final:.4f} against the best Keras Tuner arm's {kt_final:.4f} (goal ≥: "
+        f"{verdict(final >= kt_final)}); time and epochs to reach it, against Keras Tuner "
+        f"Hyperband's: {reached_text} (goal ≤ 0.3× and ≤ 0.5×: {verdict(seconds <= 0.3)} and "
+        f"{verdict(epochs <= 0.5)}; per seed, time / epochs: {'; '.join(per_seed)}); winners' "
+        f"test accuracy {test:.4f} against {kt_test:.4f} (goal ≥: {verdict(test >= kt_test)}).",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="digits", choices=("digits", "mnist5k"))
@@ -525,6 +605,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--replot", action="store_true", help="table and figure from the saved results"
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print benchmarks/README.md's table of the saved results (runs nothing)",
     )
     parser.add_argument(
         "--kt-bayesian",
@@ -547,9 +632,12 @@ def main() -> None:
     )
     saved_path = RESULTS / f"{result_name}.json"
     runs: list[dict[str, Any]] = []
-    if args.replot or args.append:
+    if args.replot or args.append or args.markdown:
         saved = json.loads(saved_path.read_text())
         runs = saved["runs"]
+        if args.markdown:
+            print(markdown(runs, saved))
+            return
         if args.replot:
             # The saved machine record stays: only the summary and the figure are redone.
             saved.update(summarize(runs))

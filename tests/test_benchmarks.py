@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from benchmarks.b2_search_quality import per_epoch_curve, reached
 
 
@@ -107,3 +109,42 @@ def test_tpe_parallel_pairs_each_trial_with_the_one_running_beside_it() -> None:
     pairs = side_by_side(record, scales)
     assert [n for n, _ in pairs] == [1, 2, 3, 4]
     assert [d for _, d in pairs] == approx([0.5, 0.25, 0.0, 0.25])
+
+
+def test_b2_markdown_gives_per_seed_values_medians_and_the_goals() -> None:
+    """The README's B2 tables are printed from the saved runs (`--markdown`), so that what the
+    README states is what the JSON holds: per-seed values in seed order, medians, verdicts."""
+    from benchmarks.b2_search_quality import markdown
+
+    def arm(best: float, epochs: int, reached: float | None, test: float) -> dict[str, object]:
+        return {"final_best": best, "total_epochs": epochs, "reached_seconds": reached,
+                "reached_epochs": None if reached is None else epochs // 2,
+                "test_accuracy": test, "seconds": 100.0}  # fmt: skip
+
+    runs = [
+        {"seed": 0, "arms": {"automl_default": arm(0.98, 300, None, 0.97),
+                             "keras_tuner_hyperband": arm(0.99, 375, 90.0, 0.96)}},
+        {"seed": 1, "arms": {"automl_default": arm(0.99, 200, 20.0, 0.99),
+                             "keras_tuner_hyperband": arm(0.97, 375, None, 0.95)}},
+    ]  # fmt: skip
+    ratios = {"seconds_ratio": math.inf, "epoch_ratio": math.inf, "final_best": 0.985,
+              "best_keras_tuner_final_best": 0.98, "test_accuracy": 0.98,
+              "best_keras_tuner_test_accuracy": 0.955}  # fmt: skip
+    text = markdown(runs, ratios)
+    assert (
+        "| automl default (TPE, successive halving, no patience) | 0.9800 / 0.9900 | 0.9850 | "
+        "300 / 200 | never / 20 | 0.9700 / 0.9900 | 0.9800 |" in text.splitlines()
+    )
+    assert "| Keras Tuner Hyperband 27/3 | 0.9900 / 0.9700 | 0.9800 |" in text
+    assert (
+        "final best at equal wall time 0.9850 against the best Keras Tuner arm's 0.9800 "
+        "(goal ≥: **met**)" in text
+    )
+    assert "not reached at the median" in text
+    assert "per seed, time / epochs: never; 0.20× / 0.27×" in text
+    assert "test accuracy 0.9800 against 0.9550 (goal ≥: **met**)" in text
+    in_time = markdown(runs, {**ratios, "seconds_ratio": 0.25, "epoch_ratio": 0.6})
+    assert "0.25× and 0.60× (goal ≤ 0.3× and ≤ 0.5×: **met** and **missed**" in in_time
+    # Two decimals would show 0.304 as 0.30, which reads as met.
+    just_over = markdown(runs, {**ratios, "seconds_ratio": 0.304, "epoch_ratio": 0.5})
+    assert "0.304× and 0.50× (goal ≤ 0.3× and ≤ 0.5×: **missed** and **met**" in just_over
