@@ -65,6 +65,20 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
 
 
+def test_a_seed_outside_what_the_samplers_take_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A search's seed seeds NumPy-based samplers (under 2**32) and its trials' seeds (times
+    # 1_000_003); a trial's own seed reaches tf.data (int64).
+    limits = {"search": 2**31 - 1, "check": 2**31 - 1, "trial": 2**63 - 1}
+    for command, limit in limits.items():
+        for seed in ("-1", str(limit + 1), "x"):
+            assert main([command, "spaces/cnn.py", "--seed", seed]) == 2
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            wanted = "needs a whole number" if seed == "x" else f"between 0 and {limit}"
+            assert "--seed" in err and wanted in err, err
+
+
 def test_env_prints_what_a_bug_report_needs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env"]) == 0
     out = capsys.readouterr().out

@@ -38,6 +38,15 @@ def test_default_cnn_reaches_95_percent_on_digits_in_5_epochs() -> None:
     assert result.stderr == ""
 
 
+def test_a_trial_seed_over_numpys_range_trains() -> None:
+    # `automl search --seed 5000` gives trial n the seed 5000 * 1_000_003 + n, over 2**32 - 1,
+    # which NumPy's global seed refuses: every trial failed with "Seed must be between 0 and
+    # 2**32 - 1" until the seed was folded into NumPy's range.
+    result = automl("trial", "spaces/cnn.py", "--epochs", "1", "--seed", str(5000 * 1_000_003))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Best val_accuracy" in result.stdout
+
+
 def test_image_folder_with_a_corrupt_file(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "photos", per_class=8)
     broken = folder / "dog" / "broken.png"

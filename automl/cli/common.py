@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from automl.search.seeds import SEARCH_SEED_MAX, seed_problem
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -130,6 +132,20 @@ def count_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{flag} needs a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{flag} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def seed_arg(maximum: int = SEARCH_SEED_MAX) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--seed needs a whole number, got {text!r}") from None
+        problem = seed_problem(value, maximum)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"--seed {problem}")
         return value
 
     return parse

@@ -20,9 +20,11 @@ from automl.cli.common import (
     fmt,
     load_data,
     print_json,
+    seed_arg,
     storage_url,
 )
 from automl.errors import UsageError
+from automl.search.seeds import TRIAL_SEED_MAX
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -115,7 +117,7 @@ def add_check(commands: Any) -> None:
         metavar="N",
         help="also build N random configurations and report the branches reached",
     )
-    command.add_argument("--seed", type=int, default=0, help="seed of --samples (default 0)")
+    command.add_argument("--seed", type=seed_arg(), default=0, help="seed of --samples (default 0)")
     command.set_defaults(run=run_check)
 
 
@@ -252,7 +254,9 @@ def add_trial(commands: Any) -> None:
         metavar="E",
         help="epoch budget (default: the space's EPOCHS, else 10)",
     )
-    command.add_argument("--seed", type=int, help="seed of the trial (default 0)")
+    command.add_argument(
+        "--seed", type=seed_arg(TRIAL_SEED_MAX), help="seed of the trial (default 0)"
+    )
     command.add_argument(
         "--objective", metavar="METRIC[:DIR]", help="override the space's OBJECTIVE"
     )

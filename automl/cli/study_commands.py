@@ -21,6 +21,7 @@ from automl.cli.common import (
     fmt,
     gpu_list,
     print_json,
+    seed_arg,
     storage_flag_note,
     storage_flag_suffix,
     storage_url,
@@ -105,7 +106,7 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
     )
     group.add_argument(
         "--seed",
-        type=int,
+        type=seed_arg(),
         default=0,
         help="seed of the sampler and trials (with --sampler random, trial n gets the same "
         "configuration whatever the number of workers)",

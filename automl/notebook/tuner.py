@@ -26,6 +26,7 @@ from typing import Any
 from automl.errors import DataError, UsageError
 from automl.search.config import SearchConfig
 from automl.search.events import SearchSummary
+from automl.search.seeds import seed_problem
 from automl.spaces.loader import Objective
 from automl.storage.urls import check_study_name, study_name_from
 
@@ -145,6 +146,9 @@ class Tuner:
         self.trials_per_gpu = trials_per_gpu
         self.sampler = sampler
         self.pruner = pruner
+        problem = seed_problem(0 if seed is None else seed)
+        if problem is not None:
+            raise UsageError(f"seed {problem}.")
         self.seed = seed or 0
         self.patience = patience
         self.deterministic = deterministic

@@ -7,15 +7,6 @@ from dataclasses import dataclass, field
 from automl.data import DataOptions
 from automl.storage.attributes import SearchSettings
 
-# A trial's seed is the search's seed times this, plus its number: searches with seeds 0 and 1
-# give their trials different seeds.
-TRIAL_SEED_STRIDE = 1_000_003
-
-
-def trial_seed(search_seed: int, number: int) -> int:
-    """The seed of trial `number` of a search started with `--seed search_seed`."""
-    return search_seed * TRIAL_SEED_STRIDE + number
-
 
 @dataclass(frozen=True)
 class SearchConfig:

@@ -55,7 +55,9 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
         kind: `kt-bayesian`, `kt-random` or `kt-hyperband`.
         specs: the space's parameters (the preflight's).
         objective: the study's objective.
-        seed: the oracle's seed.
+        seed: the search's seed (`--seed`, 0 included). The oracle gets `seed + 1`: Keras
+            Tuner reads a seed of 0 as none and draws one at random (`seed or randint(...)`),
+            which made the default `--seed 0` unrepeatable.
         max_epochs: the most epochs of a trial (Hyperband's `max_epochs`). Defaults to `27`.
     """
 
@@ -77,7 +79,7 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
         arguments: dict[str, Any] = {
             "objective": keras_tuner.Objective(objective.metric, direction),
             "hyperparameters": keras_tuner_space(self._specs),
-            "seed": seed,
+            "seed": oracle_seed(seed),
             "max_trials": 1_000_000,  # --trials decides
             "max_consecutive_failed_trials": 1_000_000,  # --max-failures decides
             "tune_new_entries": True,
@@ -210,6 +212,12 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
             self._oracle.trials[earlier.trial_id] = earlier
             self._oracle.end_order.append(earlier.trial_id)
             self._oracle._record_values(earlier)
+
+
+def oracle_seed(seed: int) -> int:
+    """The seed a Keras Tuner oracle gets for the search's `seed`: never 0, which Keras Tuner
+    replaces with a random one; one to one, so distinct seeds stay distinct."""
+    return seed + 1
 
 
 def keras_tuner_space(specs: Sequence[ParamSpec]) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from automl.errors import StoreError, UsageError
-from automl.search.config import trial_seed
+from automl.search.seeds import trial_seed
 from automl.spaces.loader import Objective
 from automl.storage.records import StudyRecord, TrialRecord
 

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from automl.errors import StoreError
 from automl.lifetime import boot_id, host_name, process_alive, process_started
 from automl.search import engines
-from automl.search.config import trial_seed
 from automl.search.resume import ResumePoint
 from automl.search.runner import Outcome, TrialResult
+from automl.search.seeds import trial_seed
 from automl.spaces.hyperparameters import ParamSpec, Value
 from automl.spaces.loader import Objective, SpaceSettings
 from automl.storage import attributes as keys

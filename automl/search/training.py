@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from automl.data.dataset import Dataset, Split
+from automl.search.seeds import global_seed
 from automl.spaces.hyperparameters import HyperParameters
 from automl.spaces.loader import Space, SpaceInfo, takes_arrays
 from automl.spaces.plan import FineTune, TrainingPlan
@@ -79,7 +80,7 @@ class TrialTraining:
         """
         import keras
 
-        keras.utils.set_random_seed(self.seed)
+        keras.utils.set_random_seed(global_seed(self.seed))
         info = SpaceInfo(
             self.dataset.input_shape,
             self.dataset.num_classes,
@@ -221,7 +222,7 @@ def fit_in_step(
     prepared = []
     for training, plan in runs:
         # Each pipeline's shuffling draws on the global seed, as when the model trains alone.
-        keras.utils.set_random_seed(training.seed)
+        keras.utils.set_random_seed(global_seed(training.seed))
         prepared.append((training, plan, *training.pipelines(plan.model)))
     for epoch in range(runs[0][0].epochs):
         on_epoch_begin()

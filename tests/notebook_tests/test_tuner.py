@@ -95,6 +95,10 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
         tuner.search(x, y, validation_data=x)
     with pytest.raises(AutoMLError, match="max_trials"):
         Tuner(build_small, max_trials=0)
+    with pytest.raises(AutoMLError, match=r"seed must be between 0 and 2147483647, got -1"):
+        Tuner(build_small, seed=-1)
+    with pytest.raises(AutoMLError, match=r"seed needs a whole number, got '3'"):
+        Tuner(build_small, seed="3")
     # Keras Tuner's own arguments: accepted at their defaults, else refused with what to do.
     Tuner(build_small, max_retries_per_trial=0, tune_new_entries=True, distribution_strategy=None)
     with pytest.raises(AutoMLError, match=r"max_retries_per_trial=3 is not supported.*retried"):

@@ -51,6 +51,20 @@ def test_the_oracle_chooses_every_value_and_learns_every_result() -> None:
     assert shift.conditions and shift.conditions[0].name == "kind"
 
 
+@pytest.mark.parametrize("kind", ["kt-bayesian", "kt-random"])
+def test_the_same_seed_gives_the_same_search_seed_0_included(kind: str) -> None:
+    # Keras Tuner reads seed=0 as "no seed" (`seed or random.randint(...)`); --seed defaults to 0.
+    def proposals(seed: int) -> list[float]:
+        sampler = KerasTunerSampler(kind, _specs(), Objective("score", "maximize"), seed=seed)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(_objective, n_trials=12)
+        return [t.params["x"] for t in study.trials]
+
+    assert proposals(0) == proposals(0)
+    assert proposals(1) == proposals(1)
+    assert proposals(0) != proposals(1)
+
+
 def test_bayesian_optimisation_finds_the_optimum_and_a_resumed_study_is_learned() -> None:
     objective = Objective("score", "maximize")
     study = optuna.create_study(direction="maximize")
