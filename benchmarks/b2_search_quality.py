@@ -324,6 +324,9 @@ def automl_arm(
             "started": (t.started - origin).total_seconds() if t.started else None,
             "completed": (t.completed - origin).total_seconds() if t.completed else None,
             "intermediate": dict(t.intermediate),
+            # What the trial trained: which configurations the search spends its time on.
+            "params": dict(t.params),
+            "params_count": t.params_count,
         }
         for t in record.trials
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from benchmarks.b2_search_quality import per_epoch_curve, reached
 
@@ -148,3 +149,21 @@ def test_b2_markdown_gives_per_seed_values_medians_and_the_goals() -> None:
     # Two decimals would show 0.304 as 0.30, which reads as met.
     just_over = markdown(runs, {**ratios, "seconds_ratio": 0.304, "epoch_ratio": 0.5})
     assert "0.304× and 0.50× (goal ≤ 0.3× and ≤ 0.5×: **missed** and **met**" in just_over
+
+
+def test_b2_automl_arm_records_each_trial_with_what_it_trained(tmp_path: Path) -> None:
+    # A real (tiny) run of automl's arm: the trial records carry the parameters and model size,
+    # so a seed where TPE drifts to slow configurations shows which ones.
+    from benchmarks.b2_search_quality import automl_arm
+
+    from .conftest import REPO
+
+    arm = automl_arm(
+        "digits", seed=0, max_epochs=1, seconds=20, sampler="random", pruner="none",
+        space_path=REPO / "benchmarks" / "spaces" / "small_cnn.py",
+    )  # fmt: skip
+    trials = [t for t in arm["trials"] if t["state"] == "complete"]
+    assert trials and arm["test_accuracy"] is not None
+    for trial in trials:
+        assert set(trial["params"]) >= {"blocks", "filters", "dense_units", "dropout"}
+        assert trial["params_count"] > 0
