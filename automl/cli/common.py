@@ -140,13 +140,13 @@ def count_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:
 def seed_arg(maximum: int = SEARCH_SEED_MAX) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value: int | str = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--seed needs a whole number, got {text!r}") from None
+            value = text  # seed_problem says it needs a whole number
         problem = seed_problem(value, maximum)
         if problem is not None:
             raise argparse.ArgumentTypeError(f"--seed {problem}")
-        return value
+        return int(value)
 
     return parse
 

@@ -146,10 +146,10 @@ class Tuner:
         self.trials_per_gpu = trials_per_gpu
         self.sampler = sampler
         self.pruner = pruner
-        problem = seed_problem(0 if seed is None else seed)
+        self.seed = 0 if seed is None else seed
+        problem = seed_problem(self.seed)
         if problem is not None:
             raise UsageError(f"seed {problem}.")
-        self.seed = seed or 0
         self.patience = patience
         self.deterministic = deterministic
         self.max_failures = max_consecutive_failed_trials
