@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automl.search import SearchConfig
+from automl.search.engines import DEFAULT_MIN_EPOCHS
 from benchmarks.common import (
     FLAGSHIP,
     RESULTS,
@@ -278,9 +279,11 @@ def automl_arm(
     sampler: str,
     pruner: str,
     space_path: Path = FLAGSHIP,
+    min_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """automl's search with this sampler and pruner and its defaults otherwise (patience
-    included, as a user runs it), in a temporary folder, stopped at `seconds`."""
+    """automl's search with this sampler and pruner (first rung `min_epochs`, None for the
+    default) and its defaults otherwise (patience included, as a user runs it), in a
+    temporary folder, stopped at `seconds`."""
     from automl.data import DataOptions
     from automl.deploy import retrain_study
 
@@ -297,6 +300,7 @@ def automl_arm(
         epochs=max_epochs,
         sampler=sampler,
         pruner=pruner,
+        min_epochs=min_epochs,
         seed=seed,
         timeout=seconds,
         study="b2",
@@ -333,6 +337,7 @@ def automl_arm(
     return {
         "curve": curve,
         "trials": trials,
+        "min_epochs": min_epochs or DEFAULT_MIN_EPOCHS,
         "seconds": elapsed,
         "test_accuracy": results[0].metrics["accuracy"] if results else None,
     }
@@ -369,14 +374,6 @@ def curves_figure(runs: list[dict[str, Any]], data: str) -> Any:
     """Best-so-far validation accuracy against cumulative epochs (left) and wall time (right)."""
     from plotly.subplots import make_subplots
 
-    colours = {
-        "automl_default": "#2563eb",
-        "automl_kt_bayesian": "#16a34a",
-        "keras_tuner_hyperband": "#dc2626",
-        "keras_tuner_bayesian": "#f97316",
-        "optuna_tpe_hyperband": "#7c3aed",
-        "random_no_pruning": "#6b7280",
-    }
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True)
     for run in runs:
         for name, arm in run["arms"].items():
@@ -385,7 +382,7 @@ def curves_figure(runs: list[dict[str, Any]], data: str) -> Any:
                     x=[c[index] for c in arm["curve"]],
                     y=[c[2] for c in arm["curve"]],
                     mode="lines",
-                    line={"color": colours[name], "shape": "hv"},
+                    line={"color": ARM_COLOURS[name], "shape": "hv"},
                     name=f"{name} seed {run['seed']}",
                     legendgroup=f"{name}{run['seed']}",
                     showlegend=column == 1,
@@ -406,6 +403,7 @@ def curves_figure(runs: list[dict[str, Any]], data: str) -> Any:
 # Every arm a run may hold, in table order (automl_kt_bayesian: with --kt-bayesian).
 ARMS = (
     "automl_default",
+    "automl_min_epochs_3",
     "automl_kt_bayesian",
     "keras_tuner_hyperband",
     "keras_tuner_bayesian",
@@ -416,10 +414,36 @@ ARMS = (
 # the wall time).
 DEFAULT_ARMS = (
     "automl_default",
+    "automl_min_epochs_3",
     "keras_tuner_bayesian",
     "optuna_tpe_hyperband",
     "random_no_pruning",
 )
+
+
+# automl's defaults, as its arm records them.
+DEFAULT_AUTOML_ARM = {
+    "sampler": SearchConfig.sampler,
+    "pruner": SearchConfig.pruner,
+    "min_epochs": DEFAULT_MIN_EPOCHS,
+}
+# automl's arms: sampler, pruner and first rung (None: the default).
+AUTOML_ARMS: dict[str, tuple[str, str, int | None]] = {
+    "automl_default": (SearchConfig.sampler, SearchConfig.pruner, None),
+    "automl_min_epochs_3": (SearchConfig.sampler, SearchConfig.pruner, 3),
+    "automl_kt_bayesian": ("kt-bayesian", SearchConfig.pruner, None),
+    "random_no_pruning": ("random", "none", None),
+}
+
+
+def automl_settings(arm: dict[str, Any]) -> tuple[str, str, int]:
+    """An automl arm's (sampler, pruner, first rung); a record without a first rung ran before
+    it was recorded, when the rungs began at epoch 1."""
+    return (
+        str(arm.get("sampler")),
+        str(arm.get("pruner")),
+        int(arm.get("min_epochs") or DEFAULT_MIN_EPOCHS),
+    )
 
 
 # Issue 22's goals: automl reaches the best Keras Tuner arm's final best within these fractions
@@ -533,8 +557,18 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
     return ratios
 
 
+ARM_COLOURS = {
+    "automl_default": "#2563eb",
+    "automl_min_epochs_3": "#0891b2",
+    "automl_kt_bayesian": "#16a34a",
+    "keras_tuner_hyperband": "#dc2626",
+    "keras_tuner_bayesian": "#f97316",
+    "optuna_tpe_hyperband": "#7c3aed",
+    "random_no_pruning": "#6b7280",
+}
 ARM_LABELS = {
     "automl_default": "automl default (TPE, successive halving, no patience)",
+    "automl_min_epochs_3": "automl with --min-epochs 3 (rungs at 3 and 9)",
     "automl_kt_bayesian": "automl with Keras Tuner's Bayesian oracle",
     "keras_tuner_hyperband": "Keras Tuner Hyperband 27/3",
     "keras_tuner_bayesian": "Keras Tuner BayesianOptimization",
@@ -623,6 +657,12 @@ def main() -> None:
         "--replot", action="store_true", help="table and figure from the saved results"
     )
     parser.add_argument(
+        "--add-arms",
+        help="comma-separated arms to run on the saved seeds from --first-seed (--seeds of "
+        "them), each with the wall time that seed's Keras Tuner Hyperband took; an arm already "
+        "saved is replaced",
+    )
+    parser.add_argument(
         "--markdown",
         action="store_true",
         help="print benchmarks/README.md's table of the saved results (runs nothing)",
@@ -648,6 +688,8 @@ def main() -> None:
     )
     saved_path = RESULTS / f"{result_name}.json"
     runs: list[dict[str, Any]] = []
+    if args.add_arms:
+        args.append = True
     if args.replot or args.append or args.markdown:
         saved = json.loads(saved_path.read_text())
         runs = saved["runs"]
@@ -662,19 +704,13 @@ def main() -> None:
             return
         if saved["max_epochs"] != args.max_epochs:
             parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
-        defaults = {(SearchConfig.sampler, SearchConfig.pruner)}
-        used = {
-            (
-                run["arms"]["automl_default"].get("sampler"),
-                run["arms"]["automl_default"].get("pruner"),
-            )
-            for run in runs
-        }
+        defaults = {automl_settings(DEFAULT_AUTOML_ARM)}
+        used = {automl_settings(run["arms"]["automl_default"]) for run in runs}
         if used != defaults:
             parser.error(
-                f"{saved_path} holds automl runs with (sampler, pruner) {sorted(map(str, used))}, "
-                f"not today's default {sorted(map(str, defaults))}; run without --append to start "
-                "a new result file"
+                f"{saved_path} holds automl runs with (sampler, pruner, first rung) "
+                f"{sorted(map(str, used))}, not today's default {sorted(map(str, defaults))}; "
+                "run without --append to start a new result file"
             )
     wanted = set(args.arms.split(",")) | {"keras_tuner_hyperband"}
     if args.kt_bayesian:
@@ -689,6 +725,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         source = "digits" if args.data == "digits" else str(mnist_5k_npz(Path(scratch)))
         data = load_dataset(source, DataOptions(seed=0))
+        if args.add_arms:
+            added = args.add_arms.split(",")
+            if unknown := set(added) - set(AUTOML_ARMS):
+                parser.error(
+                    f"--add-arms: unknown {sorted(unknown)}; choose from {sorted(AUTOML_ARMS)}"
+                )
+            chosen = range(args.first_seed, args.first_seed + args.seeds)
+            for run in [r for r in runs if r["seed"] in chosen]:
+                for name in added:
+                    arms = run["arms"]
+                    budget = arms["keras_tuner_hyperband"]["seconds"]
+                    sampler, pruner, min_epochs = AUTOML_ARMS[name]
+                    arms[name] = automl_arm(
+                        source, run["seed"], args.max_epochs, budget, sampler, pruner,
+                        space_path, min_epochs,
+                    )  # fmt: skip
+                    arms[name].update(sampler=sampler, pruner=pruner)
+                    settle(arms, run["target"])
+                    final = arms[name]["final_best"]
+                    print(f"seed {run['seed']}: {name} (added) best {final:.4f}", flush=True)
+                    # Saved after each arm: a long addition keeps what it measured.
+                    save(args, result_name, runs)
+            return
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             with tempfile.TemporaryDirectory() as folder:
                 kt = keras_tuner_arm(data, seed, args.max_epochs, Path(folder), space_path)
@@ -699,11 +758,6 @@ def main() -> None:
                 flush=True,
             )
             arms = {"keras_tuner_hyperband": kt}
-            automl_arms = {
-                "automl_default": (SearchConfig.sampler, SearchConfig.pruner),
-                "automl_kt_bayesian": ("kt-bayesian", SearchConfig.pruner),
-                "random_no_pruning": ("random", "none"),
-            }
             for name in [a for a in ARMS if a in wanted and a != "keras_tuner_hyperband"]:
                 if name == "keras_tuner_bayesian":
                     with tempfile.TemporaryDirectory() as folder:
@@ -713,10 +767,11 @@ def main() -> None:
                 elif name == "optuna_tpe_hyperband":
                     arms[name] = optuna_arm(data, seed, args.max_epochs, budget, space_path)
                 else:
-                    sampler, pruner = automl_arms[name]
+                    sampler, pruner, min_epochs = AUTOML_ARMS[name]
                     arms[name] = automl_arm(
-                        source, seed, args.max_epochs, budget, sampler, pruner, space_path
-                    )
+                        source, seed, args.max_epochs, budget, sampler, pruner, space_path,
+                        min_epochs,
+                    )  # fmt: skip
                     arms[name].update(sampler=sampler, pruner=pruner)
                 final = arms[name]["curve"][-1] if arms[name]["curve"] else (0, 0, float("nan"))
                 print(
@@ -728,15 +783,24 @@ def main() -> None:
                 for name in KERAS_TUNER_ARMS
                 if arms.get(name, {}).get("curve")
             )
-            for arm in arms.values():
-                seconds, epochs = reached(arm["curve"], target)
-                arm.update(
-                    reached_seconds=seconds,
-                    reached_epochs=epochs,
-                    final_best=arm["curve"][-1][2] if arm["curve"] else None,
-                    total_epochs=arm["curve"][-1][1] if arm["curve"] else 0,
-                )
+            settle(arms, target)
             runs.append({"seed": seed, "target": target, "arms": arms})
+    save(args, result_name, runs)
+
+
+def settle(arms: dict[str, dict[str, Any]], target: float) -> None:
+    """Each arm's time and epochs to reach the target, its final best and its epochs."""
+    for arm in arms.values():
+        seconds, epochs = reached(arm["curve"], target)
+        arm.update(
+            reached_seconds=seconds,
+            reached_epochs=epochs,
+            final_best=arm["curve"][-1][2] if arm["curve"] else None,
+            total_epochs=arm["curve"][-1][1] if arm["curve"] else 0,
+        )
+
+
+def save(args: argparse.Namespace, result_name: str, runs: list[dict[str, Any]]) -> None:
     ratios = summarize(runs)
     figure = curves_figure(runs, args.data)
     write_result(

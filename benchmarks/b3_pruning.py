@@ -5,15 +5,18 @@ Reports the epochs trained by each arm, the share saved by pruning, and the best
 accuracy of each (target: ≥ 70 % of epochs saved, best accuracy within 0.5 pp).
 
     python benchmarks/b3_pruning.py [--trials 24] [--epochs 9] [--seeds 1] [--workers 2]
-        [--pruners sha,hyperband]
+        [--pruners sha,hyperband] [--min-epochs E] [--baseline results/b3_pruning_100x27.json]
+        [--name NAME]
 
-Results go to `results/b3_pruning_<trials>x<epochs>.json`, so runs at other trial counts
-keep each other.
+Results go to `results/b3_pruning_<trials>x<epochs>.json` (or `--name`), so runs at other
+trial counts keep each other. `--baseline` takes the no-pruning arm (which no pruner setting
+changes) from a saved result of the same trials, epochs and seeds instead of running it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,9 @@ from automl.search import SearchConfig
 from benchmarks.common import median, search_cnn, table, write_result
 
 
-def run(pruner: str, seed: int, trials: int, epochs: int, workers: int) -> dict[str, Any]:
+def run(
+    pruner: str, seed: int, trials: int, epochs: int, workers: int, min_epochs: int | None = None
+) -> dict[str, Any]:
     def with_test_accuracy(summary: Any) -> tuple[Any, float | None]:
         # The winner's best-epoch checkpoint scored on the test split, which no arm selects on:
         # a gap in best validation accuracy that is selection noise does not show up here.
@@ -39,6 +44,7 @@ def run(pruner: str, seed: int, trials: int, epochs: int, workers: int) -> dict[
         epochs=epochs,
         workers=workers,
         pruner=pruner,
+        min_epochs=min_epochs,
         seed=seed,
         patience=None,
         study=f"{pruner}{seed}",
@@ -47,6 +53,7 @@ def run(pruner: str, seed: int, trials: int, epochs: int, workers: int) -> dict[
     best = record.best()
     return {
         "pruner": pruner,
+        "min_epochs": record.settings.min_epochs,  # the first rung it searched with
         "seed": seed,
         "seconds": seconds,
         "epochs": sum(t.epochs_run for t in record.trials),
@@ -67,14 +74,34 @@ def main() -> None:
         default=SearchConfig.pruner,
         help="comma-separated pruners to compare with no pruning (default: the default pruner)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a saved B3 result whose no-pruning runs are used instead of running them again",
+    )
+    parser.add_argument(
+        "--min-epochs", type=int, help="the pruners' first rung (default: automl's default)"
+    )
+    parser.add_argument("--name", help="result file name (default b3_pruning_<trials>x<epochs>)")
     args = parser.parse_args()
     pruners = [p for p in args.pruners.split(",") if p and p != "none"]
     arms = [*pruners, "none"]
     results = []
+    if args.baseline is not None:
+        saved = json.loads(args.baseline.read_text())
+        if (saved["trials"], saved["epochs"], saved["seeds"]) != (
+            args.trials,
+            args.epochs,
+            args.seeds,
+        ):
+            parser.error(f"{args.baseline} was run with other --trials, --epochs or --seeds")
+        results += [r for r in saved["results"] if r["pruner"] == "none"]
     for seed in range(args.seeds):
         # Alternate the order between seeds, so neither side always runs on a cooler machine.
         for pruner in arms if seed % 2 == 0 else arms[::-1]:
-            result = run(pruner, seed, args.trials, args.epochs, args.workers)
+            if pruner == "none" and args.baseline is not None:
+                continue
+            result = run(pruner, seed, args.trials, args.epochs, args.workers, args.min_epochs)
             results.append(result)
             print(
                 f"seed {seed} pruner {pruner}: {result['epochs']} epochs, "
@@ -126,8 +153,9 @@ def main() -> None:
     )
     print("targets: >= 70 % of epochs saved, best accuracy within 0.5 pp of no pruning")
     write_result(
-        f"b3_pruning_{args.trials}x{args.epochs}",
+        args.name or f"b3_pruning_{args.trials}x{args.epochs}",
         {
+            "baseline": str(args.baseline) if args.baseline else None,
             "trials": args.trials,
             "epochs": args.epochs,
             "seeds": args.seeds,

@@ -151,6 +151,45 @@ def test_b2_markdown_gives_per_seed_values_medians_and_the_goals() -> None:
     assert "0.304× and 0.50× (goal ≤ 0.3× and ≤ 0.5×: **missed** and **met**" in just_over
 
 
+def test_the_first_rung_replay_loses_a_slow_starter_at_epoch_1_and_keeps_it_at_3() -> None:
+    from benchmarks.b2_first_rung import epochs_to
+
+    def curve(values: list[float]) -> list[dict[str, float]]:
+        return [{"val_accuracy": v, "val_loss": 1 - v} for v in values + [values[-1]] * 27][:27]
+
+    fast = [curve([0.9, 0.92, 0.93]), curve([0.85, 0.9, 0.91]), curve([0.8, 0.88, 0.9])]
+    slow = curve([0.1, 0.5, 0.99])  # the pool's best, reached at epoch 3
+    pool = [*fast, *fast, slow]
+    late = [epochs_to(pool, 0.99, "sha, first rung 3", 400, s) for s in range(10)]
+    early = [epochs_to(pool, 0.99, "sha, first rung 1", 400, s) for s in range(10)]
+    assert all(spent is not None for spent in late)
+    assert sum(spent is None for spent in early) >= 7  # pruned at epoch 1 nearly always
+    assert epochs_to(pool, 0.99, "no pruning", 400, 0) is not None
+
+
+def test_b2_draws_every_arm_and_knows_each_automl_arms_first_rung() -> None:
+    """Every arm has a label and a colour; an automl record without a first rung ran with
+    rungs from epoch 1, before the rung was recorded."""
+    from benchmarks.b2_search_quality import (
+        ARM_COLOURS,
+        ARM_LABELS,
+        ARMS,
+        AUTOML_ARMS,
+        DEFAULT_AUTOML_ARM,
+        automl_settings,
+        curves_figure,
+    )
+
+    assert set(ARMS) == set(ARM_COLOURS) == set(ARM_LABELS) and set(AUTOML_ARMS) <= set(ARMS)
+    arm = {"curve": [(1.0, 1, 0.5)]}
+    figure = curves_figure([{"seed": 0, "arms": dict.fromkeys(ARMS, arm)}], "digits")
+    assert len(figure.data) == 2 * len(ARMS)
+    old = {"sampler": "tpe", "pruner": "sha"}
+    assert automl_settings(old) == automl_settings(DEFAULT_AUTOML_ARM) == ("tpe", "sha", 1)
+    assert automl_settings({**old, "min_epochs": 3}) == ("tpe", "sha", 3)
+    assert AUTOML_ARMS["automl_min_epochs_3"][2] == 3
+
+
 def test_b2_automl_arm_records_each_trial_with_what_it_trained(tmp_path: Path) -> None:
     # A real (tiny) run of automl's arm: the trial records carry the parameters and model size,
     # so a seed where TPE drifts to slow configurations shows which ones.
@@ -167,3 +206,4 @@ def test_b2_automl_arm_records_each_trial_with_what_it_trained(tmp_path: Path) -
     for trial in trials:
         assert set(trial["params"]) >= {"blocks", "filters", "dense_units", "dropout"}
         assert trial["params_count"] > 0
+    assert arm["min_epochs"] == 1  # the first rung it searched with (the default)

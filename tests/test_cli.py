@@ -79,6 +79,21 @@ def test_a_seed_outside_what_the_samplers_take_is_refused_before_anything_runs(
             assert "--seed" in err and wanted in err, err
 
 
+def test_a_first_rung_outside_the_budget_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOML_STORAGE", raising=False)
+    space = str(SPACES / "cnn.py")
+    assert main(["search", space, "--min-epochs", "0"]) == 2
+    assert "--min-epochs must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["search", space, "--epochs", "9", "--min-epochs", "9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-epochs 9 leaves no epoch to prune at with --epochs 9" in err[0]
+    assert "--pruner none" in err[0]
+    assert not (tmp_path / "runs").exists()  # nothing was created
+
+
 def test_env_prints_what_a_bug_report_needs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env"]) == 0
     out = capsys.readouterr().out

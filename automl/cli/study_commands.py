@@ -124,8 +124,17 @@ def _add_search_arguments(command: argparse.ArgumentParser, *, worker: bool) -> 
         "--pruner",
         default="sha",
         choices=PRUNERS,
-        help="Optuna pruner (default sha: successive halving from epoch 1, eta=3; hyperband "
-        "hedges with brackets that prune later, at the cost of more epochs)",
+        help="Optuna pruner (default sha: successive halving, eta=3, from --min-epochs on; "
+        "hyperband hedges with brackets that prune later, at the cost of more epochs)",
+    )
+    group.add_argument(
+        "--min-epochs",
+        type=count_arg("--min-epochs"),
+        default=None,
+        metavar="E",
+        help="epochs every trial trains before sha or hyperband may prune it (their first "
+        "rung, default 1; a resumed study keeps its own). A later rung keeps slow starters "
+        "(low learning rates) at the cost of epochs: see benchmarks/README.md, 'The first rung'",
     )
     group.add_argument(
         "--repeats",
@@ -254,6 +263,7 @@ def run_search_command(args: argparse.Namespace, console: Console) -> int:
         trials_per_gpu=args.trials_per_gpu,
         sampler=args.sampler,
         pruner=args.pruner,
+        min_epochs=args.min_epochs,
         timeout=args.timeout,
         seed=args.seed,
         objective=args.objective,

@@ -73,6 +73,8 @@ class Tuner:
         trials_per_gpu: trials packed on each GPU. Defaults to `1`.
         sampler: as `--sampler`. Defaults to `"tpe"`.
         pruner: as `--pruner`. Defaults to `"sha"`.
+        min_epochs: as `--min-epochs`: epochs every trial trains before `"sha"` or
+            `"hyperband"` may prune it. Defaults to `1` (a resumed study keeps its own).
         seed: seed of the sampler and trials. Defaults to `0`.
         directory: the folder of the store and of the studies' files. Defaults to `runs`, as
             `automl search` (so `automl show` there reads the study).
@@ -113,6 +115,7 @@ class Tuner:
         *,
         project_name: str | None = None,
         patience: int | None = None,
+        min_epochs: int | None = None,
         max_consecutive_failed_trials: int = 5,
         executions_per_trial: int = 1,
         tensorboard: str | os.PathLike[str] | None = None,
@@ -151,6 +154,11 @@ class Tuner:
         if problem is not None:
             raise UsageError(f"seed {problem}.")
         self.patience = patience
+        if min_epochs is not None and (
+            isinstance(min_epochs, bool) or not isinstance(min_epochs, int) or min_epochs < 1
+        ):
+            raise UsageError(f"min_epochs must be a positive integer, got {min_epochs!r}.")
+        self.min_epochs = min_epochs
         self.deterministic = deterministic
         self.max_failures = max_consecutive_failed_trials
         self.tensorboard = os.fspath(tensorboard) if tensorboard is not None else None
@@ -246,6 +254,7 @@ class Tuner:
             trials_per_gpu=self.trials_per_gpu,
             sampler=self.sampler,
             pruner=self.pruner,
+            min_epochs=self.min_epochs,
             seed=self.seed,
             objective=f"{self.objective.metric}:{self.objective.direction}",
             max_failures=self.max_failures,

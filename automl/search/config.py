@@ -25,6 +25,9 @@ class SearchConfig:
         trials_per_gpu: trials packed on each GPU.
         sampler: `tpe`, `random`, `gp`, `cmaes`, `grid` or `qmc`.
         pruner: `hyperband`, `sha`, `median`, `percentile`, `patient` or `none`.
+        min_epochs: the epoch of successive halving's and Hyperband's first rung; None for the
+            study's stored value when it resumes (1 for a study that stored none), else
+            `engines.DEFAULT_MIN_EPOCHS` (1).
         timeout: seconds after which no new trial starts; None for none.
         seed: seed of the sampler and of each trial (`trial_seed`).
         objective: overrides the space's OBJECTIVE (`metric[:direction]`).
@@ -65,6 +68,7 @@ class SearchConfig:
     trials_per_gpu: int = 1
     sampler: str = "tpe"
     pruner: str = "sha"
+    min_epochs: int | None = None
     timeout: float | None = None
     seed: int = 0
     objective: str | None = None
@@ -85,11 +89,12 @@ class SearchConfig:
     repeats: int = 1
     deterministic: bool = False
 
-    def settings(self, *, epochs: int) -> SearchSettings:
-        """The settings stored with the study, with the epoch budget actually used."""
+    def settings(self, *, epochs: int, min_epochs: int | None = None) -> SearchSettings:
+        """The settings stored with the study, with the epoch budget and first rung used."""
         return SearchSettings(
             trials=self.trials,
             epochs=epochs,
+            min_epochs=min_epochs,
             workers=self.workers,
             gpus=self.gpus,
             trials_per_gpu=self.trials_per_gpu,

@@ -28,8 +28,9 @@ from automl.search.study import SearchStudy, StudyPlan, data_summary, this_owner
 from automl.search.worker import WorkerSetup
 from automl.spaces.hyperparameters import ParamSpec
 from automl.spaces.loader import Objective, read_space_settings
+from automl.storage import attributes as keys
 from automl.storage.artifacts import ArtifactStore
-from automl.storage.attributes import Owner
+from automl.storage.attributes import Owner, SearchSettings
 from automl.storage.records import StudyRecord
 from automl.storage.store import StudyStore
 from automl.storage.urls import check_study_name, default_storage_url
@@ -77,7 +78,13 @@ def run_search(
         trials_per_gpu=config.trials_per_gpu,
     )
     name = check_study_name(config.study or settings.path.stem)
-    pruner = engines.make_pruner(config.pruner, epochs=epochs)  # validate names before any work
+    if config.min_epochs is not None and (
+        problem := engines.min_epochs_problem(
+            config.min_epochs, epochs=epochs, pruner=config.pruner
+        )
+    ):
+        raise UsageError(f"{problem}.")
+    engines.make_pruner(config.pruner, epochs=epochs)  # validate names before any work
     if config.sampler not in engines.SAMPLERS:
         raise UsageError(
             f"unknown --sampler {config.sampler!r}; use one of {', '.join(engines.SAMPLERS)}."
@@ -102,6 +109,8 @@ def run_search(
         # study has one scheduler (the search lock), whose dead trials its owner record names.
         heartbeat_interval=None if storage_url.startswith("sqlite") else config.heartbeat,
     )
+    min_epochs = _first_rung(config, store, name, epochs)
+    pruner = engines.make_pruner(config.pruner, epochs=epochs, min_epochs=min_epochs)
     artifacts = store.artifacts(name)
     lock = artifacts.search_lock() if store.sqlite_path is not None else nullcontext()
     with lock, _InterruptFlag() as flag:
@@ -110,7 +119,7 @@ def run_search(
             space=settings,
             objective=objective,
             dataset=dataset,
-            settings=config.settings(epochs=epochs),
+            settings=config.settings(epochs=epochs, min_epochs=min_epochs),
             target=config.trials,
             slots=tuple(s.name for s in slots),
             allow_space_change=config.allow_space_change,
@@ -127,7 +136,9 @@ def run_search(
             if study.resumed
             else StudyRecord(name=name, metric=objective.metric, direction=objective.direction)
         )
-        budget, brackets = engines.pruner_budget(config.pruner, epochs=epochs)
+        budget, brackets = engines.pruner_budget(
+            config.pruner, epochs=epochs, min_epochs=min_epochs
+        )
         observer.search_started(
             SearchStart(
                 study=name,
@@ -218,6 +229,21 @@ def run_search(
             storage_url=store.url,
             finisher=finisher,
         )
+
+
+def _first_rung(config: SearchConfig, store: StudyStore, name: str, epochs: int) -> int:
+    """The epoch of the pruner's first rung: `--min-epochs`, else the one the study was
+    searched with (a resumed study keeps comparing trials at the same epochs; one stored
+    before the setting existed began at 1), else the default for a new study."""
+    if config.min_epochs is not None:
+        return config.min_epochs
+    if name in store.study_names():
+        stored = SearchSettings.from_json(store.read_study(name).user_attrs.get(keys.SETTINGS))
+        min_epochs = stored.min_epochs or 1  # stored before it was recorded: rungs from 1
+        if problem := engines.min_epochs_problem(min_epochs, epochs=epochs, pruner=config.pruner):
+            raise UsageError(f"study {name!r} prunes from epoch {min_epochs}: {problem}.")
+        return min_epochs
+    return engines.DEFAULT_MIN_EPOCHS
 
 
 def _elect_finisher(

@@ -173,6 +173,8 @@ class SearchSettings:
     trials_per_gpu: int = 1
     sampler: str = "tpe"
     pruner: str = "sha"
+    # The first rung's epoch; None in a study stored before it was recorded (its rungs began at 1).
+    min_epochs: int | None = None
     timeout: float | None = None
     seed: int = 0
     objective: str | None = None
@@ -194,6 +196,7 @@ class SearchSettings:
             "trials_per_gpu": self.trials_per_gpu,
             "sampler": self.sampler,
             "pruner": self.pruner,
+            "min_epochs": self.min_epochs,
             "timeout": self.timeout,
             "seed": self.seed,
             "objective": self.objective,
@@ -220,6 +223,7 @@ class SearchSettings:
             trials_per_gpu=int(data.get("trials_per_gpu", default.trials_per_gpu)),
             sampler=str(data.get("sampler", default.sampler)),
             pruner=str(data.get("pruner", default.pruner)),
+            min_epochs=_optional_int(data.get("min_epochs")),
             timeout=_optional_float(data.get("timeout")),
             seed=int(data.get("seed", default.seed)),
             objective=data.get("objective"),

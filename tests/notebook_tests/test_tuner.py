@@ -99,6 +99,8 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
         Tuner(build_small, seed=-1)
     with pytest.raises(AutoMLError, match=r"seed needs a whole number, got '3'"):
         Tuner(build_small, seed="3")
+    with pytest.raises(AutoMLError, match=r"min_epochs must be a positive integer, got 0"):
+        Tuner(build_small, min_epochs=0)
     # Keras Tuner's own arguments: accepted at their defaults, else refused with what to do.
     Tuner(build_small, max_retries_per_trial=0, tune_new_entries=True, distribution_strategy=None)
     with pytest.raises(AutoMLError, match=r"max_retries_per_trial=3 is not supported.*retried"):

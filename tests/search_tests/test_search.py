@@ -18,8 +18,9 @@ import pytest
 
 from automl.errors import AutoMLError, StoreError, UsageError
 from automl.lifetime import process_alive
-from automl.search import SearchConfig, run_search
+from automl.search import SearchConfig, engines, run_search
 from automl.search.devices import Gpu
+from automl.storage.attributes import SETTINGS
 from automl.storage.records import StudyRecord, TrialState
 from automl.storage.store import StudyStore
 from benchmarks.b9_kill_campaign import search_pids, worker_pids
@@ -340,7 +341,7 @@ def test_a_resumed_grid_search_goes_on_with_the_recorded_space(workdir: Path) ->
 
 @pytest.mark.parametrize("pruner", [None, "hyperband"])
 def test_pruners_stop_bad_trials_at_their_rungs(workdir: Path, pruner: str | None) -> None:
-    # None: the default, successive halving (eta 3) from epoch 1.
+    # None: the default, successive halving (eta 3) from epoch 1 (a ninth of 9 epochs).
     changes = {"pruner": pruner} if pruner else {}
     summary = run_search(
         config(trials=20, epochs=9, sampler="random", **changes), gpu_probe=fake_gpus(0)
@@ -353,6 +354,67 @@ def test_pruners_stop_bad_trials_at_their_rungs(workdir: Path, pruner: str | Non
             assert trial.epochs_run == 9
         if trial.state is TrialState.PRUNED:
             assert trial.epochs_run in (1, 3)  # rungs at 1 and 3 epochs; 9 is the budget
+
+
+def test_the_first_rung_is_chosen_stored_and_kept_by_a_resumed_study(workdir: Path) -> None:
+    """--min-epochs 3 of 27: successive halving compares trials at epochs 3 and 9; the rung is
+    stored, a resume without the flag keeps it, and a study stored before it was recorded
+    (rungs from epoch 1) goes on pruning from epoch 1, so its trials stay comparable."""
+    first = run_search(
+        config(trials=12, epochs=27, sampler="random", min_epochs=3), gpu_probe=fake_gpus(0)
+    )
+    assert first.record.settings.min_epochs == 3
+    pruned = [t.epochs_run for t in first.record.trials if t.state is TrialState.PRUNED]
+    assert pruned and set(pruned) <= {3, 9} and 3 in pruned
+
+    kept = run_search(config(trials=24, epochs=27, sampler="random"), gpu_probe=fake_gpus(0))
+    assert kept.record.settings.min_epochs == 3
+    later = [
+        t.epochs_run for t in kept.record.trials if t.number >= 12 and t.state is TrialState.PRUNED
+    ]
+    assert later and set(later) <= {3, 9}
+
+    # The study as an older automl stored it: settings without the first rung.
+    study = store(workdir).load_study("space")
+    older = dict(study.user_attrs[SETTINGS])
+    del older["min_epochs"]
+    study.set_user_attr(SETTINGS, older)
+    resumed = run_search(config(trials=40, epochs=27, sampler="random"), gpu_probe=fake_gpus(0))
+    assert resumed.record.settings.min_epochs == 1
+    newest = [
+        t.epochs_run
+        for t in resumed.record.trials
+        if t.number >= 24 and t.state is TrialState.PRUNED
+    ]
+    assert newest and set(newest) <= {1, 3, 9} and 1 in newest
+
+
+def test_a_new_study_prunes_from_epoch_1_by_default(workdir: Path) -> None:
+    summary = run_search(config(trials=12, epochs=27, sampler="random"), gpu_probe=fake_gpus(0))
+    assert summary.record.settings.min_epochs == engines.DEFAULT_MIN_EPOCHS == 1
+    pruned = [t.epochs_run for t in summary.record.trials if t.state is TrialState.PRUNED]
+    assert pruned and set(pruned) <= {1, 3, 9} and 1 in pruned
+
+
+def test_the_pruners_rungs_follow_the_first_rung() -> None:
+    text, brackets = engines.pruner_budget("sha", epochs=27, min_epochs=3)
+    assert text == "successive halving, η=3, 3–27 epochs per trial, 1 bracket(s)"
+    assert [b.rungs for b in brackets] == [(3, 9)]
+    # Optuna's Hyperband: floor(log3(27 / 3)) + 1 brackets, bracket i from 3 x 3**i epochs.
+    text, brackets = engines.pruner_budget("hyperband", epochs=27, min_epochs=3)
+    assert text == "Hyperband, η=3, 3–27 epochs per trial, 3 bracket(s)"
+    assert [b.rungs for b in brackets] == [(3, 9), (9,), ()]
+    assert [b.rungs for b in engines.pruner_budget("sha", epochs=9)[1]] == [(1, 3)]
+
+
+def test_a_first_rung_that_leaves_nothing_to_prune_is_refused(workdir: Path) -> None:
+    with pytest.raises(UsageError, match=r"--min-epochs 9 leaves no epoch to prune at with --ep"):
+        run_search(config(epochs=9, min_epochs=9), gpu_probe=fake_gpus(0))
+    assert (
+        not (workdir / "runs" / "automl.db").exists() or "space" not in store(workdir).study_names()
+    )
+    # Without pruning the first rung does not matter.
+    run_search(config(trials=1, epochs=3, min_epochs=5, pruner="none"), gpu_probe=fake_gpus(0))
 
 
 # -- faults ---------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def plan(backend: Backend, dataset: Dataset, **changes: Any) -> StudyPlan:
         space=read_space_settings(backend.space),
         objective=Objective("score", "maximize"),
         dataset=dataset,
-        settings=SearchSettings(trials=5, epochs=3, sampler="random", seed=7),
+        settings=SearchSettings(trials=5, epochs=3, min_epochs=2, sampler="random", seed=7),
         target=5,
         slots=("cpu0", "cpu1"),
     )
@@ -110,6 +110,7 @@ def test_create_then_resume_records_what_reproduces_the_study(
     assert record.data == data_summary(digits)
     assert record.data.source == "digits" and record.data.num_classes == 10
     assert record.settings.sampler == "random" and record.settings.seed == 7
+    assert record.settings.min_epochs == 2
     assert [run.target for run in record.runs] == [5, 8]
     assert record.runs[-1].slots == ("cpu0", "cpu1") and record.runs[-1].versions["optuna"]
     assert record.runs[-1].owner == this_owner() and record.runs[-1].owner.pid == os.getpid()

@@ -1,0 +1,115 @@
+"""Issue 22, "understand why": where should successive halving's first rung be?
+
+Replays the recorded curves of `b2_pruning_analysis` (every trial trained all 27 epochs, random
+configurations) through Optuna's own pruners, without training anything: a stream of trials
+drawn at random from one seed's pool (with replacement), each reporting its recorded curve epoch
+by epoch to the pruner, one trial at a time, until a trial reaches the pool's best validation
+accuracy. It prints the epochs that took (median and quartiles over the streams, "never" for a
+stream that had not got there within `--budget` epochs) for successive halving with its first
+rung at epoch 1 and at epoch 3, Hyperband from epoch 1, and no pruning.
+
+A pool's trials have fixed curves, so a configuration that a rung prunes is pruned again each
+time it is drawn: the replay shows what a rung does to slow starters, not the noise of training.
+
+    python benchmarks/b2_first_rung.py [--streams 60] [--budget 1500] [RESULT.json ...]
+
+Default files: `results/b2_pruning_analysis_{digits,small_cnn_digits,small_cnn_mnist5k}.json`.
+Nothing is written; the README's table was printed by the default command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.b2_pruning_analysis import Curve, winner_key
+from benchmarks.common import RESULTS, median
+
+EPOCHS = 27
+PRUNERS = ("sha, first rung 1", "sha, first rung 3", "hyperband, from 1", "no pruning")
+
+
+def make_pruner(name: str) -> Any:
+    import optuna
+
+    if name == "sha, first rung 1":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "sha, first rung 3":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)
+    if name == "hyperband, from 1":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=EPOCHS, reduction_factor=3
+        )
+    return optuna.pruners.NopPruner()
+
+
+def epochs_to(
+    curves: Sequence[Curve], target: float, pruner: str, budget: int, seed: int
+) -> int | None:
+    """Epochs a stream of trials drawn from `curves` trains until one reaches `target`."""
+    import optuna
+
+    draw = random.Random(seed)
+    study = optuna.create_study(
+        study_name=f"stream-{seed}",  # Hyperband's brackets hash it: the same name, the same run
+        direction="maximize",
+        pruner=make_pruner(pruner),
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+    )
+    spent = 0
+    while spent < budget:
+        curve = curves[draw.randrange(len(curves))]
+        trial = study.ask()
+        pruned = False
+        for epoch, logs in enumerate(curve[:EPOCHS], start=1):
+            spent += 1
+            value = float(logs["val_accuracy"])
+            if value >= target - 1e-9:
+                return spent
+            trial.report(value, epoch)
+            if epoch < EPOCHS and trial.should_prune():
+                pruned = True
+                break
+        state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
+        study.tell(trial, None if pruned else winner_key(curve)[0], state=state)
+    return None
+
+
+def main() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--streams", type=int, default=60, help="streams per seed's pool")
+    parser.add_argument("--budget", type=int, default=1500, help="epochs a stream may train")
+    args = parser.parse_args()
+    files = args.files or [
+        RESULTS / f"b2_pruning_analysis_{name}.json"
+        for name in ("small_cnn_mnist5k", "small_cnn_digits", "digits")
+    ]
+    for path in files:
+        runs = json.loads(path.read_text())["runs"]
+        print(f"{path.name} ({len(runs)} seeds x {len(runs[0]['curves'])} trials)")
+        for pruner in PRUNERS:
+            spent: list[float] = []
+            for run in runs:
+                target = max(winner_key(c)[0] for c in run["curves"])
+                for stream in range(args.streams):
+                    got = epochs_to(run["curves"], target, pruner, args.budget, stream)
+                    spent.append(float("inf") if got is None else got)
+            never = sum(1 for s in spent if s == float("inf"))
+            middle = median(spent)
+            shown = "never" if middle == float("inf") else f"{middle:.0f}"
+            print(f"  {pruner}: median {shown} epochs; never in {never} of {len(spent)} streams")
+
+
+if __name__ == "__main__":
+    main()
