@@ -25,29 +25,21 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from automl.search import engines
 from benchmarks.b2_pruning_analysis import Curve, winner_key
 from benchmarks.common import RESULTS, median
 
 EPOCHS = 27
-PRUNERS = ("sha, first rung 1", "sha, first rung 3", "hyperband, from 1", "no pruning")
-
-
-def make_pruner(name: str) -> Any:
-    import optuna
-
-    if name == "sha, first rung 1":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if name == "sha, first rung 3":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=3, reduction_factor=3)
-    if name == "hyperband, from 1":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=EPOCHS, reduction_factor=3
-        )
-    return optuna.pruners.NopPruner()
+# What each replay prunes with: automl's own pruner by name, from its first rung.
+PRUNERS = {
+    "sha, first rung 1": ("sha", 1),
+    "sha, first rung 3": ("sha", 3),
+    "hyperband, from 1": ("hyperband", 1),
+    "no pruning": ("none", 1),
+}
 
 
 def epochs_to(
@@ -60,7 +52,9 @@ def epochs_to(
     study = optuna.create_study(
         study_name=f"stream-{seed}",  # Hyperband's brackets hash it: the same name, the same run
         direction="maximize",
-        pruner=make_pruner(pruner),
+        pruner=engines.make_pruner(
+            PRUNERS[pruner][0], epochs=EPOCHS, min_epochs=PRUNERS[pruner][1]
+        ),
         sampler=optuna.samplers.RandomSampler(seed=seed),
     )
     spent = 0

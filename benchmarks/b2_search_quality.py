@@ -337,6 +337,8 @@ def automl_arm(
     return {
         "curve": curve,
         "trials": trials,
+        "sampler": sampler,
+        "pruner": pruner,
         "min_epochs": min_epochs or DEFAULT_MIN_EPOCHS,
         "seconds": elapsed,
         "test_accuracy": results[0].metrics["accuracy"] if results else None,
@@ -421,12 +423,6 @@ DEFAULT_ARMS = (
 )
 
 
-# automl's defaults, as its arm records them.
-DEFAULT_AUTOML_ARM = {
-    "sampler": SearchConfig.sampler,
-    "pruner": SearchConfig.pruner,
-    "min_epochs": DEFAULT_MIN_EPOCHS,
-}
 # automl's arms: sampler, pruner and first rung (None: the default).
 AUTOML_ARMS: dict[str, tuple[str, str, int | None]] = {
     "automl_default": (SearchConfig.sampler, SearchConfig.pruner, None),
@@ -434,6 +430,10 @@ AUTOML_ARMS: dict[str, tuple[str, str, int | None]] = {
     "automl_kt_bayesian": ("kt-bayesian", SearchConfig.pruner, None),
     "random_no_pruning": ("random", "none", None),
 }
+# automl's defaults, as its arm records them.
+DEFAULT_AUTOML_ARM = dict(
+    zip(("sampler", "pruner", "min_epochs"), AUTOML_ARMS["automl_default"], strict=True)
+)
 
 
 def automl_settings(arm: dict[str, Any]) -> tuple[str, str, int]:
@@ -736,12 +736,10 @@ def main() -> None:
                 for name in added:
                     arms = run["arms"]
                     budget = arms["keras_tuner_hyperband"]["seconds"]
-                    sampler, pruner, min_epochs = AUTOML_ARMS[name]
                     arms[name] = automl_arm(
-                        source, run["seed"], args.max_epochs, budget, sampler, pruner,
-                        space_path, min_epochs,
+                        source, run["seed"], args.max_epochs, budget, *AUTOML_ARMS[name][:2],
+                        space_path, AUTOML_ARMS[name][2],
                     )  # fmt: skip
-                    arms[name].update(sampler=sampler, pruner=pruner)
                     settle(arms, run["target"])
                     final = arms[name]["final_best"]
                     print(f"seed {run['seed']}: {name} (added) best {final:.4f}", flush=True)
@@ -767,12 +765,10 @@ def main() -> None:
                 elif name == "optuna_tpe_hyperband":
                     arms[name] = optuna_arm(data, seed, args.max_epochs, budget, space_path)
                 else:
-                    sampler, pruner, min_epochs = AUTOML_ARMS[name]
                     arms[name] = automl_arm(
-                        source, seed, args.max_epochs, budget, sampler, pruner, space_path,
-                        min_epochs,
+                        source, seed, args.max_epochs, budget, *AUTOML_ARMS[name][:2],
+                        space_path, AUTOML_ARMS[name][2],
                     )  # fmt: skip
-                    arms[name].update(sampler=sampler, pruner=pruner)
                 final = arms[name]["curve"][-1] if arms[name]["curve"] else (0, 0, float("nan"))
                 print(
                     f"seed {seed}: {name} best {final[2]:.4f} after {final[1]} epochs", flush=True

@@ -207,3 +207,4 @@ def test_b2_automl_arm_records_each_trial_with_what_it_trained(tmp_path: Path) -
         assert set(trial["params"]) >= {"blocks", "filters", "dense_units", "dropout"}
         assert trial["params_count"] > 0
     assert arm["min_epochs"] == 1  # the first rung it searched with (the default)
+    assert (arm["sampler"], arm["pruner"]) == ("random", "none")
