@@ -406,6 +406,7 @@ def curves_figure(runs: list[dict[str, Any]], data: str) -> Any:
 ARMS = (
     "automl_default",
     "automl_min_epochs_3",
+    "automl_hyperband",
     "automl_kt_bayesian",
     "keras_tuner_hyperband",
     "keras_tuner_bayesian",
@@ -427,6 +428,7 @@ DEFAULT_ARMS = (
 AUTOML_ARMS: dict[str, tuple[str, str, int | None]] = {
     "automl_default": (SearchConfig.sampler, SearchConfig.pruner, None),
     "automl_min_epochs_3": (SearchConfig.sampler, SearchConfig.pruner, 3),
+    "automl_hyperband": (SearchConfig.sampler, "hyperband", None),
     "automl_kt_bayesian": ("kt-bayesian", SearchConfig.pruner, None),
     "random_no_pruning": ("random", "none", None),
 }
@@ -560,6 +562,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
 ARM_COLOURS = {
     "automl_default": "#2563eb",
     "automl_min_epochs_3": "#0891b2",
+    "automl_hyperband": "#db2777",
     "automl_kt_bayesian": "#16a34a",
     "keras_tuner_hyperband": "#dc2626",
     "keras_tuner_bayesian": "#f97316",
@@ -569,6 +572,7 @@ ARM_COLOURS = {
 ARM_LABELS = {
     "automl_default": "automl default (TPE, successive halving, no patience)",
     "automl_min_epochs_3": "automl with --min-epochs 3 (rungs at 3 and 9)",
+    "automl_hyperband": "automl with --pruner hyperband (brackets from 1, 3 and 9)",
     "automl_kt_bayesian": "automl with Keras Tuner's Bayesian oracle",
     "keras_tuner_hyperband": "Keras Tuner Hyperband 27/3",
     "keras_tuner_bayesian": "Keras Tuner BayesianOptimization",

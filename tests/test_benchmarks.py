@@ -167,6 +167,28 @@ def test_the_first_rung_replay_loses_a_slow_starter_at_epoch_1_and_keeps_it_at_3
     assert epochs_to(pool, 0.99, "no pruning", 400, 0) is not None
 
 
+def test_the_first_rung_replay_counts_the_epochs_a_rung_saves() -> None:
+    # B3's measure on recorded curves: a later first rung trains more of each trial, and no
+    # pruning saves nothing.
+    from benchmarks.b2_first_rung import saved
+
+    pool = [
+        [{"val_accuracy": 0.5 + 0.4 * i / 9 + 0.001 * e, "val_loss": 1.0} for e in range(27)]
+        for i in range(10)
+    ]
+    fractions = {
+        name: saved(pool, name, 60, 0)
+        for name in ("sha, first rung 1", "sha, first rung 2", "sha, first rung 3", "no pruning")
+    }
+    assert fractions["no pruning"] == 0
+    assert (
+        fractions["sha, first rung 1"]
+        > fractions["sha, first rung 2"]
+        > fractions["sha, first rung 3"]
+        > 0.3
+    )
+
+
 def test_b2_draws_every_arm_and_knows_each_automl_arms_first_rung() -> None:
     """Every arm has a label and a colour; an automl record without a first rung ran with
     rungs from epoch 1, before the rung was recorded."""
@@ -188,6 +210,7 @@ def test_b2_draws_every_arm_and_knows_each_automl_arms_first_rung() -> None:
     assert automl_settings(old) == automl_settings(DEFAULT_AUTOML_ARM) == ("tpe", "sha", 1)
     assert automl_settings({**old, "min_epochs": 3}) == ("tpe", "sha", 3)
     assert AUTOML_ARMS["automl_min_epochs_3"][2] == 3
+    assert AUTOML_ARMS["automl_hyperband"][1:] == ("hyperband", None)
 
 
 def test_b2_automl_arm_records_each_trial_with_what_it_trained(tmp_path: Path) -> None:
