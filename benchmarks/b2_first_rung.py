@@ -13,7 +13,7 @@ fraction of epochs a stream of `--trials` trials did not train against 27 each (
 A pool's trials have fixed curves, so a configuration that a rung prunes is pruned again each
 time it is drawn: the replay shows what a rung does to slow starters, not the noise of training.
 
-    python benchmarks/b2_first_rung.py [--streams 60] [--budget 1500] [--trials 100] [RESULT.json ...]
+    python benchmarks/b2_first_rung.py [--streams 60] [--budget 1500] [--trials 100] [FILE ...]
 
 Default files: `results/b2_pruning_analysis_{digits,small_cnn_digits,small_cnn_mnist5k}.json`.
 Nothing is written; the README's table was printed by the default command.
