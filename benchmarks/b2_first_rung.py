@@ -4,8 +4,8 @@ Replays the recorded curves of `b2_pruning_analysis` (every trial trained all 27
 configurations) through Optuna's own pruners, without training anything: a stream of trials
 drawn at random from one seed's pool (with replacement), each reporting its recorded curve epoch
 by epoch to the pruner, one trial at a time, until a trial reaches the pool's best validation
-accuracy. It prints the epochs that took (median and quartiles over the streams, "never" for a
-stream that had not got there within `--budget` epochs) for successive halving with its first
+accuracy. It prints the epochs that took (median over the streams, and how many streams had
+not got there within `--budget` epochs) for successive halving with its first
 rung at epoch 1, 2 and 3, Hyperband from epoch 1, and no pruning; and, as B3 counts them, the
 fraction of epochs a stream of `--trials` trials did not train against 27 each (median of
 `--streams` / 6 streams per seed).
