@@ -121,16 +121,16 @@ def main() -> None:
             spent: list[float] = []
             for run in runs:
                 target = max(winner_key(c)[0] for c in run["curves"])
-                for stream in range(args.streams):
-                    got = epochs_to(run["curves"], target, pruner, args.budget, stream)
+                for index in range(args.streams):
+                    got = epochs_to(run["curves"], target, pruner, args.budget, index)
                     spent.append(float("inf") if got is None else got)
             never = sum(1 for s in spent if s == float("inf"))
             middle = median(spent)
             shown = "never" if middle == float("inf") else f"{middle:.0f}"
             fractions = [
-                saved(run["curves"], pruner, args.trials, stream)
+                saved(run["curves"], pruner, args.trials, index)
                 for run in runs
-                for stream in range(args.streams // 6 or 1)
+                for index in range(args.streams // 6 or 1)
             ]
             print(
                 f"  {pruner}: median {shown} epochs; never in {never} of {len(spent)} streams;"

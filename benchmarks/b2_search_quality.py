@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automl.search import SearchConfig
 from automl.search.engines import DEFAULT_MIN_EPOCHS
+from automl.storage.attributes import SearchSettings
 from benchmarks.common import (
     FLAGSHIP,
     RESULTS,
@@ -339,7 +340,7 @@ def automl_arm(
         "trials": trials,
         "sampler": sampler,
         "pruner": pruner,
-        "min_epochs": min_epochs or DEFAULT_MIN_EPOCHS,
+        "min_epochs": record.settings.first_rung,  # the first rung it searched with
         "seconds": elapsed,
         "test_accuracy": results[0].metrics["accuracy"] if results else None,
     }
@@ -432,20 +433,30 @@ AUTOML_ARMS: dict[str, tuple[str, str, int | None]] = {
     "automl_kt_bayesian": ("kt-bayesian", SearchConfig.pruner, None),
     "random_no_pruning": ("random", "none", None),
 }
-# automl's defaults, as its arm records them.
-DEFAULT_AUTOML_ARM = dict(
-    zip(("sampler", "pruner", "min_epochs"), AUTOML_ARMS["automl_default"], strict=True)
-)
+# automl's defaults, as its arm records them (the first rung the search resolved).
+DEFAULT_AUTOML_ARM = {
+    "sampler": AUTOML_ARMS["automl_default"][0],
+    "pruner": AUTOML_ARMS["automl_default"][1],
+    "min_epochs": DEFAULT_MIN_EPOCHS,
+}
 
 
 def automl_settings(arm: dict[str, Any]) -> tuple[str, str, int]:
     """An automl arm's (sampler, pruner, first rung); a record without a first rung ran before
-    it was recorded, when the rungs began at epoch 1."""
+    it was recorded, when the rungs began at epoch 1 (read as the store reads such a study)."""
     return (
         str(arm.get("sampler")),
         str(arm.get("pruner")),
-        int(arm.get("min_epochs") or DEFAULT_MIN_EPOCHS),
+        SearchSettings(min_epochs=arm.get("min_epochs")).first_rung,
     )
+
+
+def run_automl_arm(
+    name: str, source: str, seed: int, max_epochs: int, seconds: float, space_path: Path
+) -> dict[str, Any]:
+    """automl's arm `name` of `AUTOML_ARMS`, stopped at `seconds`."""
+    sampler, pruner, min_epochs = AUTOML_ARMS[name]
+    return automl_arm(source, seed, max_epochs, seconds, sampler, pruner, space_path, min_epochs)
 
 
 # Issue 22's goals: automl reaches the best Keras Tuner arm's final best within these fractions
@@ -740,10 +751,9 @@ def main() -> None:
                 for name in added:
                     arms = run["arms"]
                     budget = arms["keras_tuner_hyperband"]["seconds"]
-                    arms[name] = automl_arm(
-                        source, run["seed"], args.max_epochs, budget, *AUTOML_ARMS[name][:2],
-                        space_path, AUTOML_ARMS[name][2],
-                    )  # fmt: skip
+                    arms[name] = run_automl_arm(
+                        name, source, run["seed"], args.max_epochs, budget, space_path
+                    )
                     settle(arms, run["target"])
                     final = arms[name]["final_best"]
                     print(f"seed {run['seed']}: {name} (added) best {final:.4f}", flush=True)
@@ -769,10 +779,9 @@ def main() -> None:
                 elif name == "optuna_tpe_hyperband":
                     arms[name] = optuna_arm(data, seed, args.max_epochs, budget, space_path)
                 else:
-                    arms[name] = automl_arm(
-                        source, seed, args.max_epochs, budget, *AUTOML_ARMS[name][:2],
-                        space_path, AUTOML_ARMS[name][2],
-                    )  # fmt: skip
+                    arms[name] = run_automl_arm(
+                        name, source, seed, args.max_epochs, budget, space_path
+                    )
                 final = arms[name]["curve"][-1] if arms[name]["curve"] else (0, 0, float("nan"))
                 print(
                     f"seed {seed}: {name} best {final[2]:.4f} after {final[1]} epochs", flush=True

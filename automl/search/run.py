@@ -239,7 +239,7 @@ def _first_rung(config: SearchConfig, store: StudyStore, name: str, epochs: int)
         return config.min_epochs
     if name in store.study_names():
         stored = SearchSettings.from_json(store.read_study(name).user_attrs.get(keys.SETTINGS))
-        min_epochs = stored.min_epochs or 1  # stored before it was recorded: rungs from 1
+        min_epochs = stored.first_rung
         if problem := engines.min_epochs_problem(min_epochs, epochs=epochs, pruner=config.pruner):
             raise UsageError(f"study {name!r} prunes from epoch {min_epochs}: {problem}.")
         return min_epochs

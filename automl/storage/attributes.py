@@ -187,6 +187,12 @@ class SearchSettings:
     deterministic: bool = False
     repeats: int = 1
 
+    @property
+    def first_rung(self) -> int:
+        """The epoch the study's pruner compares trials from: `min_epochs`, or 1 for a study
+        stored before it was recorded."""
+        return self.min_epochs if self.min_epochs is not None else 1
+
     def to_json(self) -> JSON:
         return {
             "trials": self.trials,
