@@ -58,10 +58,10 @@ def check_storage_url(url: str, *, create_folder: bool = False) -> str:
 
     shown = redact_url(url)
     if url.startswith("postgres://"):
-        suggested = redact_url("postgresql://" + url[len("postgres://") :].split("@")[-1])
+        suggested = redact_url("postgresql://" + url[len("postgres://") :])
         raise StoreError(
-            f"--storage {shown}: SQLAlchemy does not accept postgres://; write "
-            f"{suggested} (with user and password)."
+            f"--storage {shown}: SQLAlchemy does not accept postgres://; write postgresql:// "
+            f"instead ({suggested})."
         )
     try:
         parsed = make_url(url)
@@ -144,16 +144,26 @@ def redact_text(text: str, *urls: str) -> str:
     quotes, hidden.
 
     A driver's message may quote a password outside any URL (a host name made of its second
-    half, after an unescaped `@`), so each secret of the given URLs is hidden wherever it is.
+    half, after an unescaped `@`), so each secret of the given URLs is hidden wherever it
+    stands as a whole token: not inside a longer word, so that a short or common password
+    ("p", "postgres") does not garble the rest of the message ("accept", "postgresql://").
     """
     for url in urls:
         if not url:
             continue
         text = text.replace(url, redact_url(url))
         for secret in sorted({s for s in _secrets(url) if s}, key=len, reverse=True):
-            text = text.replace(secret, HIDDEN)
+            text = _as_token(secret).sub(HIDDEN, text)
     text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
     return _SECRET_PARAMETER.sub(_hide_parameter, text)
+
+
+def _as_token(secret: str) -> re.Pattern[str]:
+    """`secret` where no letter or digit continues it on either side, and not as a URL's
+    scheme (`postgres://`: every URL has one, so showing it shows nothing)."""
+    before = r"(?<![A-Za-z0-9])" if secret[0].isalnum() else ""
+    after = r"(?![A-Za-z0-9]|(?:\+\w+)?://)" if secret[-1].isalnum() else ""
+    return re.compile(before + re.escape(secret) + after)
 
 
 def _hide_parameter(match: re.Match[str]) -> str:
@@ -213,6 +223,7 @@ def _secrets(url: str) -> Iterator[str]:
         _, colon, password = url[span[0] : span[1]].partition(":")
         if colon and password:
             yield password
+            yield quote(password, safe="")  # hunt%40er2: its halves sit inside one word
             yield from password.split("@")
 
 

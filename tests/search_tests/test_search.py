@@ -679,7 +679,7 @@ def test_second_search_on_the_same_sqlite_study_is_refused_and_readers_work(
         (["--study", "a/b"], "study name 'a/b' is not allowed"),
         (["--study=-rf"], "study name '-rf' is not allowed"),
         (["--study", "x" * 129], "is not allowed"),
-        (["--storage", "postgres://u:secret@h/db"], "write postgresql://h/db"),
+        (["--storage", "postgres://u:secret@h/db"], "write postgresql:// instead"),
         (["--storage", "sqlite://"], "an in-memory SQLite database would lose every trial"),
         (["--storage", "sqlite:///no/such/dir/x.db"], "the folder no/such/dir does not exist"),
         (["--storage", "nonsense"], "not a database URL"),

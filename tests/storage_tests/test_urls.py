@@ -141,3 +141,43 @@ def test_postgres_scheme_is_refused_with_the_fix_and_no_password() -> None:
         check_storage_url("postgres://u:hunter2@h/db")
     message = str(caught.value)
     assert "hunter2" not in message and "postgresql://" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "text", "expected"),
+    [
+        # A one-letter password: only a token that is exactly it is hidden, not every "p".
+        (
+            "postgresql://u:p@h/db",
+            "cannot open the study store postgresql://u:***@h/db: password p rejected; "
+            "pass the right password",
+            "cannot open the study store postgresql://u:***@h/db: password *** rejected; "
+            "pass the right password",
+        ),
+        # Docker's default: user, password and database all "postgres". Tokens equal to the
+        # password are hidden (the user name would show it), words holding it are not.
+        (
+            "postgresql://postgres:postgres@localhost/postgres",
+            "cannot open the study store postgresql+psycopg://postgres:***@localhost/postgres: "
+            "connection refused",
+            "cannot open the study store postgresql+psycopg://***:***@localhost/***: "
+            "connection refused",
+        ),
+    ],
+)
+def test_a_short_or_common_password_hides_only_whole_tokens(
+    url: str, text: str, expected: str
+) -> None:
+    assert redact_text(text, url) == expected
+
+
+@pytest.mark.parametrize("password", ["p", "postgres", "test"])
+def test_postgres_scheme_error_stays_readable_whatever_the_password(password: str) -> None:
+    url = f"postgres://u:{password}@h/db"
+    with pytest.raises(StoreError) as caught:
+        check_storage_url(url)
+    message = redact_text(str(caught.value), url)  # as the CLI prints it
+    assert "SQLAlchemy does not accept" in message
+    assert "write postgresql:// instead (postgresql://u:***@h/db)" in message
+    assert f":{password}@" not in message
+    assert message.startswith("--storage postgres://")  # a scheme is no secret
