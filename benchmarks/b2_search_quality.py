@@ -12,6 +12,11 @@ needed to reach Keras Tuner's final best, and each winner's test accuracy.
     python benchmarks/b2_search_quality.py --data digits --replot   # figure from saved JSON
     python benchmarks/b2_search_quality.py --data digits --first-seed 1 --seeds 1 --append
     python benchmarks/b2_search_quality.py --data digits --markdown  # README table from saved JSON
+
+A seed saves after each arm. A seed cut short (a session's end) keeps its Keras Tuner
+Hyperband run, which fixes the wall time, and the arms that finished; `--add-arms NAMES
+--first-seed S --seeds 1` runs the rest later on that wall time, and an added Keras Tuner arm
+moves the target every arm is timed to.
 """
 
 from __future__ import annotations
@@ -720,7 +725,11 @@ def main() -> None:
         if saved["max_epochs"] != args.max_epochs:
             parser.error(f"{saved_path} was run with --max-epochs {saved['max_epochs']}")
         defaults = {automl_settings(DEFAULT_AUTOML_ARM)}
-        used = {automl_settings(run["arms"]["automl_default"]) for run in runs}
+        used = {
+            automl_settings(run["arms"]["automl_default"])
+            for run in runs
+            if "automl_default" in run["arms"]
+        }
         if used != defaults:
             parser.error(
                 f"{saved_path} holds automl runs with (sampler, pruner, first rung) "
@@ -742,20 +751,18 @@ def main() -> None:
         data = load_dataset(source, DataOptions(seed=0))
         if args.add_arms:
             added = args.add_arms.split(",")
-            if unknown := set(added) - set(AUTOML_ARMS):
-                parser.error(
-                    f"--add-arms: unknown {sorted(unknown)}; choose from {sorted(AUTOML_ARMS)}"
-                )
+            addable = [a for a in ARMS if a != "keras_tuner_hyperband"]
+            if unknown := set(added) - set(addable):
+                parser.error(f"--add-arms: unknown {sorted(unknown)}; choose from {addable}")
             chosen = range(args.first_seed, args.first_seed + args.seeds)
             for run in [r for r in runs if r["seed"] in chosen]:
                 for name in added:
-                    arms = run["arms"]
-                    budget = arms["keras_tuner_hyperband"]["seconds"]
-                    arms[name] = run_automl_arm(
-                        name, source, run["seed"], args.max_epochs, budget, space_path
+                    budget = run["arms"]["keras_tuner_hyperband"]["seconds"]
+                    run["arms"][name] = run_arm(
+                        name, data, source, run["seed"], args.max_epochs, budget, space_path
                     )
-                    settle(arms, run["target"])
-                    final = arms[name]["final_best"]
+                    settle_run(run)
+                    final = run["arms"][name]["final_best"]
                     print(f"seed {run['seed']}: {name} (added) best {final:.4f}", flush=True)
                     # Saved after each arm: a long addition keeps what it measured.
                     save(args, result_name, runs)
@@ -769,32 +776,62 @@ def main() -> None:
                 f"{kt['curve'][-1][1]} epochs, {budget:.0f} s",
                 flush=True,
             )
-            arms = {"keras_tuner_hyperband": kt}
-            for name in [a for a in ARMS if a in wanted and a != "keras_tuner_hyperband"]:
-                if name == "keras_tuner_bayesian":
-                    with tempfile.TemporaryDirectory() as folder:
-                        arms[name] = keras_tuner_bayesian_arm(
-                            data, seed, args.max_epochs, budget, Path(folder), space_path
-                        )
-                elif name == "optuna_tpe_hyperband":
-                    arms[name] = optuna_arm(data, seed, args.max_epochs, budget, space_path)
-                else:
-                    arms[name] = run_automl_arm(
-                        name, source, seed, args.max_epochs, budget, space_path
-                    )
-                final = arms[name]["curve"][-1] if arms[name]["curve"] else (0, 0, float("nan"))
-                print(
-                    f"seed {seed}: {name} best {final[2]:.4f} after {final[1]} epochs", flush=True
+            current: dict[str, Any] = {
+                "seed": seed,
+                "target": None,
+                "arms": {"keras_tuner_hyperband": kt},
+            }
+            runs.append(current)
+            for name in arm_order(wanted - {"keras_tuner_hyperband"}):
+                current["arms"][name] = run_arm(
+                    name, data, source, seed, args.max_epochs, budget, space_path
                 )
-            # The best Keras Tuner arm's final best is the mark every arm is timed to.
-            target = max(
-                arms[name]["curve"][-1][2]
-                for name in KERAS_TUNER_ARMS
-                if arms.get(name, {}).get("curve")
-            )
-            settle(arms, target)
-            runs.append({"seed": seed, "target": target, "arms": arms})
+                settle_run(current)
+                final = current["arms"][name]["final_best"]
+                print(f"seed {seed}: {name} best {final:.4f}", flush=True)
+                # Saved after each arm: a seed takes hours, and a run cut short keeps what it
+                # measured; `--add-arms` runs the rest on the same wall time.
+                save(args, result_name, runs)
+            settle_run(current)
     save(args, result_name, runs)
+
+
+def arm_order(names: set[str]) -> list[str]:
+    """The order a seed runs its arms in: automl's default and the other Keras Tuner arm
+    first (together they decide the seed's figures against the goals), then table order."""
+    first = ("automl_default", "keras_tuner_bayesian")
+    return sorted(names, key=lambda a: (first.index(a) if a in first else 2, ARMS.index(a)))
+
+
+def run_arm(
+    name: str,
+    data: Any,
+    source: str,
+    seed: int,
+    max_epochs: int,
+    budget: float,
+    space_path: Path,
+) -> dict[str, Any]:
+    """Arm `name` (any but Keras Tuner's Hyperband, which sets `budget`) on one seed."""
+    if name == "keras_tuner_bayesian":
+        with tempfile.TemporaryDirectory() as folder:
+            return keras_tuner_bayesian_arm(
+                data, seed, max_epochs, budget, Path(folder), space_path
+            )
+    if name == "optuna_tpe_hyperband":
+        return optuna_arm(data, seed, max_epochs, budget, space_path)
+    return run_automl_arm(name, source, seed, max_epochs, budget, space_path)
+
+
+def settle_run(run: dict[str, Any]) -> None:
+    """The run's target (the best Keras Tuner arm's final best, among the arms it holds so
+    far) and every arm's figures against it."""
+    run["target"] = max(
+        run["arms"][name]["curve"][-1][2]
+        for name in KERAS_TUNER_ARMS
+        if run["arms"].get(name, {}).get("curve")
+    )
+    settle(run["arms"], run["target"])
 
 
 def settle(arms: dict[str, dict[str, Any]], target: float) -> None:
@@ -810,7 +847,8 @@ def settle(arms: dict[str, dict[str, Any]], target: float) -> None:
 
 
 def save(args: argparse.Namespace, result_name: str, runs: list[dict[str, Any]]) -> None:
-    ratios = summarize(runs)
+    # A seed still running its arms has no summary yet; every seed is kept.
+    ratios = summarize([r for r in runs if "automl_default" in r["arms"]])
     figure = curves_figure(runs, args.data)
     write_result(
         result_name,

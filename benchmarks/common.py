@@ -107,6 +107,23 @@ def mnist_5k_npz(folder: Path) -> Path:
     return path
 
 
+def mnist_5k_folder(folder: Path) -> Path:
+    """MNIST-5k as an image folder (one subfolder of PNGs per class), the way a user's photos
+    come: `python -c "from benchmarks.common import *; mnist_5k_folder(Path('mnist5k'))"`."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as scratch, np.load(mnist_5k_npz(Path(scratch))) as npz:
+        x, y = npz["x_train"], npz["y_train"]
+    for index, (image, label) in enumerate(zip(x, y, strict=True)):
+        target = Path(folder) / str(int(label)) / f"{index:04d}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(target)
+    return Path(folder)
+
+
 FLAGSHIP = REPO / "spaces" / "cnn.py"
 
 

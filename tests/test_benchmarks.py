@@ -231,3 +231,74 @@ def test_b2_automl_arm_records_each_trial_with_what_it_trained(tmp_path: Path) -
         assert trial["params_count"] > 0
     assert arm["min_epochs"] == 1  # the first rung it searched with (the default)
     assert (arm["sampler"], arm["pruner"]) == ("random", "none")
+
+
+def test_a_backbone_pretrained_here_is_what_the_transfer_space_loads(tmp_path: Path) -> None:
+    """Issue 22's transfer-learning space uses a backbone pretrained on this machine (no
+    ImageNet download here): the weights the script saves must load into the space's own
+    backbone call (same width, same input size), and a missing file must say how to make it."""
+    import numpy as np
+    import pytest
+
+    from automl.errors import SpaceError
+    from automl.spaces import HyperParameters, SpaceInfo, load_space
+    from benchmarks import pretrain_backbone
+    from benchmarks.common import REPO
+
+    space = load_space(REPO / "benchmarks" / "spaces" / "transfer_local.py")
+    space.module.BACKBONES = tmp_path
+    mnist_like = SpaceInfo(input_shape=(28, 28, 1), num_classes=10, class_names=tuple("0123456789"))
+    with pytest.raises(SpaceError, match=r"pretrain_backbone.py --source digits"):
+        space.build_plan(HyperParameters(), mnist_like)
+
+    path = pretrain_backbone.main(
+        ["--source", "digits", "--epochs", "1", "--limit", "64", "--out", str(tmp_path)]
+    )
+    assert path == tmp_path / "mobilenetv2_035_32_digits.weights.h5"
+    plan = space.build_plan(HyperParameters(), mnist_like)
+    assert plan.fine_tune is not None  # frozen first, then the top layers fine-tuned
+    base = plan.fine_tune.base
+    assert not base.trainable and base.input.shape[1:] == (32, 32, 3)
+
+    import keras
+
+    saved = keras.applications.MobileNetV2(
+        include_top=False, weights=path, input_shape=(32, 32, 3), alpha=0.35
+    )
+    fresh = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+    )
+    for built, loaded in zip(base.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(built, loaded)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(base.get_weights(), fresh.get_weights(), strict=True)
+    )
+
+
+def test_b2_runs_the_deciding_arms_first_and_resettles_when_a_keras_tuner_arm_is_added() -> None:
+    """A seed of the flagship on MNIST-5k takes hours, so B2 saves after each arm and
+    `--add-arms` finishes a seed later: the arms that decide a seed's figures run first, and an
+    added Keras Tuner arm moves the target every arm is timed to."""
+    from benchmarks.b2_search_quality import DEFAULT_ARMS, arm_order, settle_run
+
+    order = arm_order(set(DEFAULT_ARMS))
+    assert order[:2] == ["automl_default", "keras_tuner_bayesian"]
+    assert sorted(order) == sorted(DEFAULT_ARMS)
+
+    run = {
+        "seed": 0,
+        "target": None,
+        "arms": {
+            "keras_tuner_hyperband": {"curve": [(10.0, 3, 0.90), (50.0, 20, 0.95)]},
+            "automl_default": {"curve": [(5.0, 2, 0.93), (30.0, 9, 0.96)]},
+        },
+    }
+    settle_run(run)
+    assert run["target"] == 0.95
+    assert run["arms"]["automl_default"]["reached_seconds"] == 30.0
+    run["arms"]["keras_tuner_bayesian"] = {"curve": [(40.0, 27, 0.97)]}
+    settle_run(run)
+    assert run["target"] == 0.97
+    assert run["arms"]["automl_default"]["reached_seconds"] is None
+    assert run["arms"]["keras_tuner_bayesian"]["reached_seconds"] == 40.0
