@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> Path:
         data = load_dataset(spec, DataOptions(seed=args.seed))
     inputs = keras.Input(shape=data.input_shape)
     features, base = zoo.application_backbone(inputs, "mobilenetv2", alpha=ALPHA)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Keras's 0.999 needs thousands of steps for the moving statistics to settle; a
+            # few hundred steps on a few thousand images would leave them near their start,
+            # and a frozen base (inference mode) would then give the trials noise.
+            layer.momentum = 0.9
     outputs = zoo.classifier_head(features, data.num_classes, dropout=0.2)
     model = keras.Model(inputs, outputs)
     zoo.compile_classifier(model, keras.optimizers.Adam(1e-3), num_classes=data.num_classes)
