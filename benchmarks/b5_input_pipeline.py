@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, median, mnist_5k_npz, table, write_result
+from benchmarks.common import REPO, data_source, median, table, write_result
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     from automl.spaces import HyperParameters, SpaceInfo, load_space
 
     with tempfile.TemporaryDirectory() as folder:
-        source = "digits" if args.data == "digits" else str(mnist_5k_npz(Path(folder)))
+        source = data_source(args.data, Path(folder))
         data = load_dataset(source)
     space = load_space(REPO / "spaces" / "cnn.py")
     info = SpaceInfo(data.input_shape, data.num_classes, data.class_names, len(data.train), 9)

@@ -107,6 +107,12 @@ def mnist_5k_npz(folder: Path) -> Path:
     return path
 
 
+def data_source(name: str, folder: Path) -> str:
+    """A benchmark's `--data` as `load_dataset` takes it: `mnist5k` becomes its `.npz` written
+    under `folder`; anything else (`digits`, a path) is given as it is."""
+    return str(mnist_5k_npz(folder)) if name == "mnist5k" else name
+
+
 def mnist_5k_folder(folder: Path) -> Path:
     """MNIST-5k as an image folder (one subfolder of PNGs per class), the way a user's photos
     come: `python -c "from benchmarks.common import *; mnist_5k_folder(Path('mnist5k'))"`."""

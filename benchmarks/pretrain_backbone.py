@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, mnist_5k_npz
+from benchmarks.common import REPO, data_source
 
 BACKBONES = REPO / "benchmarks" / "backbones"
 ALPHA = 0.35
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     keras.utils.set_random_seed(args.seed)
     with tempfile.TemporaryDirectory() as scratch:
-        spec = "digits" if args.source == "digits" else str(mnist_5k_npz(Path(scratch)))
+        spec = data_source(args.source, Path(scratch))
         data = load_dataset(spec, DataOptions(seed=args.seed))
     inputs = keras.Input(shape=data.input_shape)
     features, base = zoo.application_backbone(inputs, "mobilenetv2", alpha=ALPHA)
