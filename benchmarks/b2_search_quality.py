@@ -776,11 +776,8 @@ def main() -> None:
                 f"{kt['curve'][-1][1]} epochs, {budget:.0f} s",
                 flush=True,
             )
-            current: dict[str, Any] = {
-                "seed": seed,
-                "target": None,
-                "arms": {"keras_tuner_hyperband": kt},
-            }
+            current: dict[str, Any] = {"seed": seed, "arms": {"keras_tuner_hyperband": kt}}
+            settle_run(current)
             runs.append(current)
             for name in arm_order(wanted - {"keras_tuner_hyperband"}):
                 current["arms"][name] = run_arm(
@@ -792,7 +789,6 @@ def main() -> None:
                 # Saved after each arm: a seed takes hours, and a run cut short keeps what it
                 # measured; `--add-arms` runs the rest on the same wall time.
                 save(args, result_name, runs)
-            settle_run(current)
     save(args, result_name, runs)
 
 
