@@ -197,9 +197,7 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
             if score is None:
                 continue
             hyperparameters = self._oracle.hyperparameters.copy()
-            hyperparameters.values = {
-                k: v for k, v in finished.params.items() if k in hyperparameters
-            }
+            hyperparameters.values = _as_it_ran(hyperparameters, finished.params)
             earlier = trial_module.Trial(
                 hyperparameters=hyperparameters,
                 trial_id=f"study-{finished.number}",
@@ -212,6 +210,24 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
             self._oracle.trials[earlier.trial_id] = earlier
             self._oracle.end_order.append(earlier.trial_id)
             self._oracle._record_values(earlier)
+
+
+def _as_it_ran(hyperparameters: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """An earlier trial's values as Keras Tuner holds them: every parameter of the space it
+    set, conditional ones included, and a parameter active but unset (added to the space
+    later) at its default, as the oracle's GP reads it.
+
+    Not `name in hyperparameters`, which means "active for the current values" and dropped
+    every conditional value; the oracle then filled them with unseeded random draws.
+    """
+    values: dict[str, Any] = {}
+    hyperparameters.values = values
+    for hp in hyperparameters.space:
+        if hp.name in params:
+            values[hp.name] = params[hp.name]
+        elif hyperparameters.is_active(hp):
+            values[hp.name] = hp.default
+    return values
 
 
 def oracle_seed(seed: int) -> int:

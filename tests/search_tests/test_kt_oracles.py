@@ -54,15 +54,34 @@ def test_the_oracle_chooses_every_value_and_learns_every_result() -> None:
 @pytest.mark.parametrize("kind", ["kt-bayesian", "kt-random"])
 def test_the_same_seed_gives_the_same_search_seed_0_included(kind: str) -> None:
     # Keras Tuner reads seed=0 as "no seed" (`seed or random.randint(...)`); --seed defaults to 0.
-    def proposals(seed: int) -> list[float]:
+    def proposals(seed: int) -> list[dict]:  # type: ignore[type-arg]
         sampler = KerasTunerSampler(kind, _specs(), Objective("score", "maximize"), seed=seed)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         study.optimize(_objective, n_trials=12)
-        return [t.params["x"] for t in study.trials]
+        # A resumed search (a new sampler on the same study) proposes the same too.
+        study.sampler = KerasTunerSampler(kind, _specs(), Objective("score", "maximize"), seed)
+        study.optimize(_objective, n_trials=12)
+        return [t.params for t in study.trials]
 
     assert proposals(0) == proposals(0)
     assert proposals(1) == proposals(1)
     assert proposals(0) != proposals(1)
+
+
+def test_a_resumed_oracle_learns_each_earlier_trial_as_it_ran_conditions_included() -> None:
+    # Keras Tuner's `name in hps` means "active now": it dropped every conditional value of the
+    # earlier trials, and the oracle then filled them with unseeded random draws, so a resumed
+    # GP learned made-up points and the same resume gave another search each time.
+    objective = Objective("score", "maximize")
+    study = optuna.create_study(direction="maximize")
+    study.sampler = KerasTunerSampler("kt-random", _specs(), objective, seed=0)
+    study.optimize(_objective, n_trials=10)
+    assert any("shift" in t.params for t in study.trials)
+    resumed = KerasTunerSampler("kt-bayesian", _specs(), objective, seed=1)
+    resumed._load_finished(study)
+    learned = list(resumed._oracle.trials.values())
+    assert [t.hyperparameters.values for t in learned] == [t.params for t in study.trials]
+    assert [t.score for t in learned] == [t.value for t in study.trials]
 
 
 def test_bayesian_optimisation_finds_the_optimum_and_a_resumed_study_is_learned() -> None:
