@@ -228,6 +228,11 @@ def main() -> None:
             + ", ".join(f"{n} {outcome[n]['winner_pruned_at'] or '-'}" for n in SIGNALS),
             flush=True,
         )
+        # Saved after each seed: a run cut short keeps the seeds it finished.
+        write_result(
+            f"b2_pruning_analysis_{space_tag(args.space)}{Path(args.data).stem}",
+            {"settings": vars(args), "runs": runs},
+        )
     rows = []
     for name in SIGNALS:
         per_seed = [r["signals"][name] for r in runs]
@@ -285,10 +290,6 @@ def main() -> None:
                 "best reached per seed, with the pruner",
             ],
         )
-    )
-    write_result(
-        f"b2_pruning_analysis_{space_tag(args.space)}{Path(args.data).stem}",
-        {"settings": vars(args), "runs": runs},
     )
 
 
