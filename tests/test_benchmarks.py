@@ -302,3 +302,29 @@ def test_b2_runs_the_deciding_arms_first_and_resettles_when_a_keras_tuner_arm_is
     assert run["target"] == 0.97
     assert run["arms"]["automl_default"]["reached_seconds"] is None
     assert run["arms"]["keras_tuner_bayesian"]["reached_seconds"] == 40.0
+
+
+def test_val_vs_test_counts_each_arm_pair_by_its_validation_gap(tmp_path: Path) -> None:
+    """`b2_val_vs_test` sorts arm pairs by how many validation images apart they are and counts
+    whether the winners' test accuracy orders them the same way; equal validation is no pair."""
+    import json
+
+    from benchmarks.b2_val_vs_test import compare
+
+    def arm(val: int, test: int) -> dict[str, float]:
+        return {"final_best": val / 1000, "test_accuracy": test / 1000}
+
+    saved = {"data": "mnist5k", "runs": [
+        {"seed": 0, "arms": {"a": arm(990, 980), "b": arm(989, 985), "c": arm(985, 970),
+                             "d": arm(990, 960), "unfinished": {"final_best": None}}},
+    ]}  # fmt: skip
+    path = tmp_path / "b2_search_quality_x.json"
+    path.write_text(json.dumps(saved))
+    per_cell, by_gap = compare([path])
+    # a–b and d–b are 1 image apart: b tests higher than both (disagree twice);
+    # a–c and d–c are 5 apart: a agrees, d disagrees; b–c is 4 apart: agrees; a–d is no pair.
+    assert by_gap[0][:5] == ["1", 2, 0, 2, 0]
+    assert by_gap[2][:5] == ["3–4", 1, 1, 0, 0]
+    assert by_gap[3][:5] == ["≥ 5", 2, 1, 1, 0]
+    assert per_cell[0][:2] == ["x", 1]
+    assert per_cell[0][3] == "3.1"  # sqrt(0.99 × 0.01 × 1000) images
