@@ -100,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     files = args.files or sorted(
         p for p in RESULTS.glob("b2_search_quality_*.json") if not p.stem.endswith("_3arms")
     )
+    if missing := [str(f) for f in files if not f.is_file()]:
+        parser.error(f"no such results file: {', '.join(missing)} (see benchmarks/results/)")
     per_cell, by_gap = compare(files)
     print(table(per_cell, CELL_HEADER))
     print()
