@@ -40,6 +40,7 @@ from benchmarks.common import (
     median,
     search_cnn,
     space_tag,
+    spearman,
     table,
     write_result,
 )
@@ -131,7 +132,7 @@ def analyse(curves: Sequence[Curve], epochs: int) -> dict[str, Any]:
         "trials": len(curves),
         "winner": winner,
         "winner_best_val_accuracy": finals[winner],
-        "rank_correlation_epoch1_vs_final": _spearman(
+        "rank_correlation_epoch1_vs_final": spearman(
             [float(c[0]["val_accuracy"]) for c in curves], finals
         ),
         "signals": {},
@@ -168,12 +169,6 @@ def analyse(curves: Sequence[Curve], epochs: int) -> dict[str, Any]:
 
 def _best_epoch(curve: Curve) -> int:
     return 1 + max(range(len(curve)), key=lambda i: float(curve[i]["val_accuracy"]))
-
-
-def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
 
 
 def search_curves(

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS, median, table
+from benchmarks.common import RESULTS, median, spearman, table
 
 # Validation and test images of each data set's split (benchmarks/common.py's data_source).
 SPLIT_IMAGES = {"digits": 360, "mnist5k": 1000}
@@ -52,14 +52,6 @@ def arms_of(run: dict[str, Any], total: int) -> dict[str, tuple[int, int]]:
     }
 
 
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    from scipy.stats import spearmanr
-
-    if len(set(xs)) < 2 or len(set(ys)) < 2:
-        return None
-    return float(spearmanr(xs, ys).statistic)
-
-
 def compare(files: Sequence[Path]) -> tuple[list[list[Any]], list[list[Any]]]:
     per_cell: list[list[Any]] = []
     counts = {group: [0, 0, 0] for group in GAP_GROUPS}
@@ -71,7 +63,7 @@ def compare(files: Sequence[Path]) -> tuple[list[list[Any]], list[list[Any]]]:
         for run in saved["runs"]:
             arms = arms_of(run, total)
             rho = spearman([v for v, _ in arms.values()], [t for _, t in arms.values()])
-            rhos.append("n/a" if rho is None else f"{rho:+.2f}")
+            rhos.append("n/a" if math.isnan(rho) else f"{rho:+.2f}")
             bests.append(max(v for v, _ in arms.values()))
             for (va, ta), (vb, tb) in combinations(arms.values(), 2):
                 gap = abs(va - vb)

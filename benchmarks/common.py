@@ -61,6 +61,16 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation; NaN (what SciPy returns, without its warning) when either
+    side is constant."""
+    from scipy.stats import spearmanr
+
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     """A plain-text table for the terminal and the README."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
